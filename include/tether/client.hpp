@@ -1,0 +1,56 @@
+// tether::Client: a WebSocket client connection (RFC 6455) on an event loop.
+//
+//   tether::Client client({.url = "ws://127.0.0.1:8080/"});
+//   client.on_open([&] { client.send("hello"); });
+//   client.on_message([&](std::string_view m, tether::MessageType) { client.close(); });
+//   client.on_close([](const tether::CloseInfo& c) { /* c.code, c.cause */ });
+//   client.connect();
+//   client.run();  // returns once the connection has ended
+//
+// With a shared tether::Loop, many clients run on one thread (see loop.hpp).
+#pragma once
+#include <cstddef>
+#include <functional>
+#include <memory>
+#include <string_view>
+
+#include "tether/close_info.hpp"
+#include "tether/loop.hpp"
+#include "tether/message.hpp"
+#include "tether/options.hpp"
+
+namespace tether {
+
+class Client {
+ public:
+  enum class State { idle, connecting, open, closing, closed };
+
+  explicit Client(ClientOptions options);               // owns its loop; drive it with run()
+  Client(Loop& loop, ClientOptions options);             // shares `loop`
+  ~Client();
+  Client(const Client&) = delete;
+  Client& operator=(const Client&) = delete;
+
+  void on_open(std::function<void()> fn);
+  void on_message(std::function<void(std::string_view, MessageType)> fn);
+  void on_close(std::function<void(const CloseInfo&)> fn);
+  void on_error(std::function<void(std::string_view)> fn);
+
+  // Starts connecting (thread-safe). Errors arrive as on_close with cause connect_failed etc.
+  void connect();
+  // Thread-safe. Before the connection is open the message waits in a bounded queue.
+  SendStatus send(std::string_view data, MessageType type = MessageType::text);
+  // Thread-safe. Queued sends go out first, then the close frame.
+  void close(uint16_t code = close_code::normal, std::string_view reason = {});
+  // Runs the owned loop until the connection has ended (not for a shared loop).
+  void run();
+
+  State state() const;
+  std::size_t buffered_amount() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace tether

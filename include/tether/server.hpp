@@ -1,0 +1,75 @@
+// tether::Server: a WebSocket server (RFC 6455) on N epoll loops.
+//
+//   tether::Server server({.port = 8080});
+//   server.on_message([](tether::Connection& c, std::string_view data, tether::MessageType t) {
+//     c.send(data, t);  // echo
+//   });
+//   server.listen();   // binds; server.port() is the real port
+//   server.run();      // until stop() (thread-safe) or SIGINT/SIGTERM handling by the caller
+//
+// Callbacks for a connection always run on that connection's loop thread. A Connection&
+// is valid until on_close returns; keep its id() to refer to it later.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <system_error>
+
+#include "tether/close_info.hpp"
+#include "tether/message.hpp"
+#include "tether/options.hpp"
+
+namespace tether {
+
+class Connection {
+ public:
+  virtual uint64_t id() const = 0;
+  virtual const std::string& peer() const = 0;      // "127.0.0.1:50312"
+  virtual const std::string& path() const = 0;      // request target of the upgrade
+  virtual const std::string& subprotocol() const = 0;
+  // Frames `data` as one message. Never blocks; see SendStatus.
+  virtual SendStatus send(std::string_view data, MessageType type = MessageType::text) = 0;
+  // Starts the closing handshake (§7.1.2). code must be valid on the wire (§7.4); reason <= 123 bytes.
+  virtual void close(uint16_t code = close_code::normal, std::string_view reason = {}) = 0;
+  virtual std::size_t buffered_amount() const = 0;  // bytes queued, not yet written to the socket
+  void* user_data = nullptr;
+
+ protected:
+  ~Connection() = default;
+};
+
+class Server {
+ public:
+  explicit Server(ServerOptions options = {});
+  ~Server();
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+
+  void on_open(std::function<void(Connection&)> fn);
+  void on_message(std::function<void(Connection&, std::string_view, MessageType)> fn);
+  void on_close(std::function<void(Connection&, const CloseInfo&)> fn);
+  // Errors that are not tied to a connection's close (bad handshakes, accept failures).
+  void on_error(std::function<void(std::string_view)> fn);
+
+  // Binds every loop's listener. Returns an error (e.g. address in use) instead of throwing.
+  std::error_code listen();
+  uint16_t port() const;
+  // Runs the loops (loop 0 on the calling thread) until stop() has finished.
+  void run();
+  // Thread- and signal-handler-unsafe but thread-safe: graceful stop. Stops accepting, sends
+  // close `code` to every client, waits up to shutdown_timeout for the handshakes, then drops.
+  void stop(uint16_t code = close_code::going_away, std::string reason = "server shutting down");
+
+  // Sends to every open connection on every loop (thread-safe; other loops get a copy).
+  void broadcast(std::string_view data, MessageType type = MessageType::text);
+  std::size_t connection_count() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace tether

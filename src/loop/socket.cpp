@@ -1,0 +1,178 @@
+#include "loop/socket.hpp"
+
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <memory>
+
+namespace tether::loop {
+
+namespace {
+
+std::error_code last_error() { return {errno, std::system_category()}; }
+
+// getaddrinfo reports its own error space; keep its messages instead of flattening to errno.
+class GaiCategory final : public std::error_category {
+ public:
+  const char* name() const noexcept override { return "getaddrinfo"; }
+  std::string message(int code) const override { return gai_strerror(code); }
+};
+
+std::error_code gai_error(int code) {
+  if (code == EAI_SYSTEM) return last_error();
+  static const GaiCategory category;
+  return {code, category};
+}
+
+struct AddrInfoFree {
+  void operator()(addrinfo* ai) const { freeaddrinfo(ai); }
+};
+using AddrInfoPtr = std::unique_ptr<addrinfo, AddrInfoFree>;
+
+AddrInfoPtr resolve(const std::string& host, uint16_t port, bool passive, std::error_code& ec) {
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_protocol = IPPROTO_TCP;
+  hints.ai_flags = AI_NUMERICSERV | (passive ? AI_PASSIVE : 0);
+  const std::string service = std::to_string(port);
+  addrinfo* res = nullptr;
+  // Empty host with AI_PASSIVE: the wildcard address.
+  const int rc = getaddrinfo(host.empty() ? nullptr : host.c_str(), service.c_str(), &hints, &res);
+  if (rc != 0) {
+    ec = gai_error(rc);
+    return nullptr;
+  }
+  return AddrInfoPtr(res);
+}
+
+bool set_int_opt(int fd, int level, int opt, int value) {
+  return setsockopt(fd, level, opt, &value, sizeof value) == 0;
+}
+
+std::string format_address(const sockaddr_storage& ss) {
+  char ip[INET6_ADDRSTRLEN] = {};
+  if (ss.ss_family == AF_INET) {
+    const auto& sin = reinterpret_cast<const sockaddr_in&>(ss);
+    inet_ntop(AF_INET, &sin.sin_addr, ip, sizeof ip);
+    return std::string(ip) + ":" + std::to_string(ntohs(sin.sin_port));
+  }
+  if (ss.ss_family == AF_INET6) {
+    const auto& sin6 = reinterpret_cast<const sockaddr_in6&>(ss);
+    inet_ntop(AF_INET6, &sin6.sin6_addr, ip, sizeof ip);
+    return "[" + std::string(ip) + "]:" + std::to_string(ntohs(sin6.sin6_port));
+  }
+  return {};
+}
+
+}  // namespace
+
+int listen_tcp(const ListenOptions& opts, std::error_code& ec) {
+  ec.clear();
+  AddrInfoPtr res = resolve(opts.host, opts.port, true, ec);
+  if (!res) return -1;
+  ec = std::make_error_code(std::errc::address_not_available);
+  for (const addrinfo* ai = res.get(); ai != nullptr; ai = ai->ai_next) {
+    const int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
+                          ai->ai_protocol);
+    if (fd < 0) {
+      ec = last_error();
+      continue;
+    }
+    // SO_REUSEADDR always: a restarted server must not wait out TIME_WAIT on its port.
+    const bool ok = set_int_opt(fd, SOL_SOCKET, SO_REUSEADDR, 1) &&
+                    (!opts.reuse_port || set_int_opt(fd, SOL_SOCKET, SO_REUSEPORT, 1)) &&
+                    bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd, opts.backlog) == 0;
+    if (ok) {
+      ec.clear();
+      return fd;
+    }
+    ec = last_error();
+    ::close(fd);
+  }
+  return -1;
+}
+
+int accept_tcp(int listen_fd, std::string& peer, std::error_code& ec) {
+  ec.clear();
+  sockaddr_storage ss{};
+  socklen_t len = sizeof ss;
+  int fd = -1;
+  do {
+    fd = accept4(listen_fd, reinterpret_cast<sockaddr*>(&ss), &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+  } while (fd < 0 && errno == EINTR);
+  if (fd < 0) {
+    ec = (errno == EAGAIN || errno == EWOULDBLOCK)
+             ? std::make_error_code(std::errc::operation_would_block)
+             : last_error();
+    return -1;
+  }
+  set_nodelay(fd, true);
+  peer = format_address(ss);
+  return fd;
+}
+
+int connect_tcp(const std::string& host, uint16_t port, std::error_code& ec) {
+  ec.clear();
+  AddrInfoPtr res = resolve(host, port, false, ec);
+  if (!res) return -1;
+  ec = std::make_error_code(std::errc::address_not_available);
+  // Only an immediate failure moves on to the next address; once a connect is in progress the
+  // caller owns the outcome (connect_result after EPOLLOUT).
+  for (const addrinfo* ai = res.get(); ai != nullptr; ai = ai->ai_next) {
+    const int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
+                          ai->ai_protocol);
+    if (fd < 0) {
+      ec = last_error();
+      continue;
+    }
+    set_nodelay(fd, true);
+    // EINTR on a non-blocking connect also leaves it completing in the background.
+    if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0 || errno == EINPROGRESS || errno == EINTR) {
+      ec.clear();
+      return fd;
+    }
+    ec = last_error();
+    ::close(fd);
+  }
+  return -1;
+}
+
+std::error_code connect_result(int fd) {
+  int err = 0;
+  socklen_t len = sizeof err;
+  if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0) return last_error();
+  if (err != 0) return {err, std::system_category()};
+  return {};
+}
+
+uint16_t local_port(int fd) {
+  sockaddr_storage ss{};
+  socklen_t len = sizeof ss;
+  if (getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) return 0;
+  if (ss.ss_family == AF_INET) return ntohs(reinterpret_cast<const sockaddr_in&>(ss).sin_port);
+  if (ss.ss_family == AF_INET6) return ntohs(reinterpret_cast<const sockaddr_in6&>(ss).sin6_port);
+  return 0;
+}
+
+std::string peer_address(int fd) {
+  sockaddr_storage ss{};
+  socklen_t len = sizeof ss;
+  if (getpeername(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) return {};
+  return format_address(ss);
+}
+
+void set_nodelay(int fd, bool on) { set_int_opt(fd, IPPROTO_TCP, TCP_NODELAY, on ? 1 : 0); }
+
+void close_fd(int fd) {
+  // Never retried on EINTR: on Linux the descriptor is released regardless, and a retry could
+  // close a descriptor another thread has just been given.
+  if (fd >= 0) ::close(fd);
+}
+
+}  // namespace tether::loop

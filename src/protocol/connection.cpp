@@ -1,0 +1,391 @@
+#include "protocol/connection.hpp"
+
+#include <algorithm>
+#include <cstring>
+
+#include "codec/close_payload.hpp"
+#include "codec/mask.hpp"
+
+namespace tether::protocol {
+
+using codec::Opcode;
+
+void Handler::on_http_request(const HttpHead&, std::string& response) {
+  // A plain GET on a WebSocket endpoint: RFC 9110 §15.5.22, this resource needs an upgrade.
+  response = http_response(426, "Upgrade: websocket\r\n", "this endpoint speaks WebSocket\n");
+}
+
+Connection::Connection(const ConnectionConfig& config, Handler& handler, Random& rng)
+    : config_(config), handler_(handler), rng_(rng) {
+  http_ = std::make_unique<HttpHeadParser>(
+      config_.role == Role::server ? HttpHeadParser::Kind::request : HttpHeadParser::Kind::response,
+      config_.http);
+}
+
+void Connection::start_client(ClientHandshakeRequest request) {
+  client_req_ = std::make_unique<ClientHandshakeRequest>(std::move(request));
+  path_ = client_req_->target;
+  std::string req = make_client_request(*client_req_);
+  out_.append(req.data(), req.size());
+}
+
+void Connection::receive(std::span<uint8_t> data) {
+  std::size_t pos = 0;
+  const std::size_t n = data.size();
+  while (pos < n) {
+    switch (rstate_) {
+      case ReadState::done:
+        return;  // §5.5.1: nothing is processed after the closing handshake or a failure
+      case ReadState::http:
+        pos += receive_http(data.subspan(pos));
+        break;
+      case ReadState::header: {
+        std::size_t consumed = 0;
+        codec::HeaderStatus st;
+        if (hdr_len_ == 0) {
+          st = codec::parse_header(data.subspan(pos), header_, consumed);
+          if (st == codec::HeaderStatus::need_more) {
+            hdr_len_ = static_cast<uint8_t>(n - pos);  // < 14 bytes, else it would have parsed
+            std::memcpy(hdr_buf_, data.data() + pos, hdr_len_);
+            return;
+          }
+          pos += consumed;
+        } else {
+          std::size_t take = std::min<std::size_t>(codec::max_header_size - hdr_len_, n - pos);
+          std::memcpy(hdr_buf_ + hdr_len_, data.data() + pos, take);
+          st = codec::parse_header({hdr_buf_, hdr_len_ + take}, header_, consumed);
+          if (st == codec::HeaderStatus::need_more) {
+            hdr_len_ = static_cast<uint8_t>(hdr_len_ + take);
+            pos += take;
+            break;
+          }
+          pos += consumed - hdr_len_;
+          hdr_len_ = 0;
+        }
+        if (st != codec::HeaderStatus::ok) {
+          fail(1002,
+               st == codec::HeaderStatus::non_minimal_length
+                   ? "frame length not minimally encoded"
+                   : "64-bit frame length with the high bit set",
+               Cause::protocol_error);
+          return;
+        }
+        if (!begin_frame()) return;
+        if (remaining_ == 0) end_frame();
+        break;
+      }
+      case ReadState::payload: {
+        std::size_t take = static_cast<std::size_t>(std::min<uint64_t>(remaining_, n - pos));
+        bool whole = remaining_ == header_.payload_len && take == remaining_;
+        uint8_t* p = data.data() + pos;
+        if (header_.masked)
+          mask_offset_ = codec::apply_mask(p, take, header_.mask_key, mask_offset_);
+        pos += take;
+        remaining_ -= take;
+        payload_chunk(p, take, whole);
+        if (rstate_ == ReadState::done) return;
+        if (remaining_ == 0) end_frame();
+        break;
+      }
+    }
+  }
+}
+
+std::size_t Connection::receive_http(std::span<uint8_t> data) {
+  std::size_t consumed = 0;
+  auto st = http_->feed(data, consumed);
+  if (st == HttpHeadParser::Status::need_more) return consumed;
+  if (st == HttpHeadParser::Status::error) {
+    std::string why = "bad HTTP " +
+                      std::string(config_.role == Role::server ? "request" : "response") + ": " +
+                      http_->error_text();
+    if (config_.role == Role::server) {
+      std::string resp = http_response(http_->error_status(), "", http_->error_text() + "\n");
+      out_.append(resp.data(), resp.size());
+    }
+    state_ = State::closed;
+    rstate_ = ReadState::done;
+    close_transport_ = true;
+    finish({1006, why, false, Cause::handshake_failed});
+    return data.size();
+  }
+  const HttpHead& head = http_->head();
+  if (config_.role == Role::server) {
+    static const ServerHandshakeConfig default_config;
+    auto res = server_handshake(head, config_.server ? *config_.server : default_config);
+    if (res.kind == ServerHandshakeResult::Kind::not_websocket) {
+      std::string resp;
+      handler_.on_http_request(head, resp);
+      out_.append(resp.data(), resp.size());
+      state_ = State::closed;
+      rstate_ = ReadState::done;
+      close_transport_ = true;
+      finished_ = true;  // never was a WebSocket: no close event
+      return data.size();
+    }
+    out_.append(res.response.data(), res.response.size());
+    if (res.kind == ServerHandshakeResult::Kind::reject) {
+      state_ = State::closed;
+      rstate_ = ReadState::done;
+      close_transport_ = true;
+      finish({1006, "handshake rejected (" + std::to_string(res.status) + "): " + res.error, false,
+              Cause::handshake_failed});
+      return data.size();
+    }
+    subprotocol_ = std::move(res.subprotocol);
+    path_ = head.target;
+  } else {
+    auto res = check_server_response(head, *client_req_);
+    if (!res.ok) {
+      state_ = State::closed;
+      rstate_ = ReadState::done;
+      close_transport_ = true;
+      finish({1006, res.error, false, Cause::handshake_failed});
+      return data.size();
+    }
+    subprotocol_ = std::move(res.subprotocol);
+    client_req_.reset();
+  }
+  http_.reset();  // the parser's buffers are not needed for the rest of the connection
+  state_ = State::open;
+  rstate_ = ReadState::header;
+  handler_.on_open();
+  return consumed;
+}
+
+bool Connection::begin_frame() {
+  const auto& h = header_;
+  const auto op = static_cast<uint8_t>(h.opcode);
+  if (h.rsv1 || h.rsv2 || h.rsv3) {
+    fail(1002, "RSV bit set without a negotiated extension", Cause::protocol_error);  // §5.2
+    return false;
+  }
+  if (!codec::is_known_opcode(op)) {
+    fail(1002, "reserved opcode " + std::to_string(op), Cause::protocol_error);  // §5.2
+    return false;
+  }
+  if (config_.role == Role::server && !h.masked) {
+    fail(1002, "client frame not masked", Cause::protocol_error);  // §5.1
+    return false;
+  }
+  if (config_.role == Role::client && h.masked) {
+    fail(1002, "server frame masked", Cause::protocol_error);  // §5.1
+    return false;
+  }
+  if (codec::is_control(h.opcode)) {
+    if (!h.fin) {
+      fail(1002, "fragmented control frame", Cause::protocol_error);  // §5.5
+      return false;
+    }
+    if (h.payload_len > codec::max_control_payload) {
+      fail(1002, "control frame payload over 125 bytes", Cause::protocol_error);  // §5.5
+      return false;
+    }
+    ctrl_len_ = 0;
+  } else {
+    if (h.opcode == Opcode::continuation && !in_message_) {
+      fail(1002, "continuation frame without a message in progress", Cause::protocol_error);
+      return false;
+    }
+    if (h.opcode != Opcode::continuation && in_message_) {
+      fail(1002, "new data frame while a fragmented message is in progress",
+           Cause::protocol_error);  // §5.4
+      return false;
+    }
+    if (h.payload_len > config_.max_frame || msg_.size() + h.payload_len > config_.max_message) {
+      fail(1009, "message too big", Cause::protocol_error);  // §7.4.1
+      return false;
+    }
+    if (h.opcode != Opcode::continuation) {
+      in_message_ = true;
+      msg_type_ = h.opcode;
+      utf8_.reset();
+    }
+    zero_copy_done_ = false;
+  }
+  remaining_ = h.payload_len;
+  mask_offset_ = 0;
+  rstate_ = ReadState::payload;
+  return true;
+}
+
+void Connection::payload_chunk(uint8_t* p, std::size_t n, bool whole_frame_here) {
+  if (codec::is_control(header_.opcode)) {
+    std::memcpy(ctrl_buf_ + ctrl_len_, p, n);
+    ctrl_len_ = static_cast<uint8_t>(ctrl_len_ + n);
+    return;
+  }
+  std::span<const uint8_t> chunk(p, n);
+  // §8.1: fail fast on the first invalid byte, even in the middle of a fragment.
+  if (msg_type_ == Opcode::text && !utf8_.feed(chunk)) {
+    fail(1007, "invalid UTF-8 in text message", Cause::protocol_error);
+    return;
+  }
+  if (whole_frame_here && header_.fin && msg_.empty() && header_.opcode != Opcode::continuation) {
+    // The common case: a whole unfragmented message in one read. Deliver it in place.
+    if (msg_type_ == Opcode::text && !utf8_.complete()) {
+      fail(1007, "truncated UTF-8 sequence at end of text message", Cause::protocol_error);
+      return;
+    }
+    zero_copy_done_ = true;
+    in_message_ = false;
+    deliver_message(chunk);
+    return;
+  }
+  msg_.insert(msg_.end(), p, p + n);
+}
+
+void Connection::end_frame() {
+  rstate_ = ReadState::header;
+  if (codec::is_control(header_.opcode)) {
+    handle_control();
+    return;
+  }
+  if (!header_.fin || zero_copy_done_) return;
+  if (msg_type_ == Opcode::text && !utf8_.complete()) {
+    fail(1007, "truncated UTF-8 sequence at end of text message", Cause::protocol_error);
+    return;
+  }
+  in_message_ = false;
+  deliver_message(msg_);
+  msg_.clear();
+  // Keep small buffers for reuse; release what one big message left behind.
+  if (msg_.capacity() > 64 * 1024) msg_.shrink_to_fit();
+}
+
+void Connection::deliver_message(std::span<const uint8_t> data) {
+  if (state_ != State::open && state_ != State::closing) return;
+  handler_.on_message(msg_type_, data);
+}
+
+void Connection::handle_control() {
+  std::span<const uint8_t> payload(ctrl_buf_, ctrl_len_);
+  switch (header_.opcode) {
+    case Opcode::ping:
+      // §5.5.2: answer with a pong carrying the same application data (unless we closed).
+      if (state_ == State::open) write_frame(Opcode::pong, true, payload);
+      handler_.on_ping(payload);
+      return;
+    case Opcode::pong:
+      handler_.on_pong(payload);  // §5.5.3: unsolicited pongs are allowed and need no answer
+      return;
+    case Opcode::close: {
+      codec::ClosePayload cp;
+      switch (codec::parse_close_payload(payload, cp)) {
+        case codec::ClosePayloadStatus::ok:
+          break;
+        case codec::ClosePayloadStatus::one_byte:
+          fail(1002, "close frame with a 1-byte body", Cause::protocol_error);
+          return;
+        case codec::ClosePayloadStatus::invalid_code:
+          fail(1002, "invalid close code " + std::to_string(cp.code), Cause::protocol_error);
+          return;
+        case codec::ClosePayloadStatus::invalid_utf8:
+          fail(1007, "close reason is not UTF-8", Cause::protocol_error);
+          return;
+      }
+      Cause cause = close_sent_ ? close_cause_ : Cause::remote_close;
+      std::string reason(cp.reason);
+      if (!close_sent_) {
+        // §5.5.1: echo the status code we received (an empty body when it had none).
+        uint8_t body[2];
+        std::size_t len = codec::encode_close_payload(cp.code, {}, body);
+        write_frame(Opcode::close, true, {body, len});
+        close_sent_ = true;
+      }
+      state_ = State::closed;
+      rstate_ = ReadState::done;
+      close_transport_ = true;  // §7.1.1: the server closes TCP first; the client may too
+      finish({cp.code, std::move(reason), true, cause});
+      return;
+    }
+    default:
+      return;
+  }
+}
+
+bool Connection::send(Opcode type, std::span<const uint8_t> payload, bool fin) {
+  if (state_ != State::open) return false;
+  write_frame(type, fin, payload);
+  return true;
+}
+
+bool Connection::ping(std::span<const uint8_t> payload) {
+  if (state_ != State::open || payload.size() > codec::max_control_payload) return false;
+  write_frame(Opcode::ping, true, payload);
+  return true;
+}
+
+bool Connection::pong(std::span<const uint8_t> payload) {
+  if (state_ != State::open || payload.size() > codec::max_control_payload) return false;
+  write_frame(Opcode::pong, true, payload);
+  return true;
+}
+
+bool Connection::close(uint16_t code, std::string_view reason, Cause cause) {
+  if (state_ != State::open) return false;
+  if (code != 1005 && !codec::is_valid_wire_close_code(code)) return false;  // §7.4.1
+  if (reason.size() > codec::max_control_payload - 2) return false;
+  if (!codec::is_valid_utf8(as_bytes(reason))) return false;
+  if (code == 1005 && !reason.empty()) return false;
+  uint8_t body[codec::max_control_payload];
+  std::size_t len = codec::encode_close_payload(code, reason, body);
+  write_frame(Opcode::close, true, {body, len});
+  close_sent_ = true;
+  close_cause_ = cause;
+  state_ = State::closing;
+  return true;
+}
+
+void Connection::fail(uint16_t code, std::string_view reason, Cause cause) {
+  if (finished_) return;
+  if (!close_sent_ && (state_ == State::open || state_ == State::closing)) {
+    // The reason is informational; cut it at 123 bytes on a UTF-8 boundary.
+    std::size_t len = std::min<std::size_t>(reason.size(), codec::max_control_payload - 2);
+    while (len > 0 && len < reason.size() && (static_cast<uint8_t>(reason[len]) & 0xC0) == 0x80)
+      --len;
+    uint8_t body[codec::max_control_payload];
+    std::size_t n = codec::encode_close_payload(code, reason.substr(0, len), body);
+    write_frame(Opcode::close, true, {body, n});
+    close_sent_ = true;
+  }
+  state_ = State::closed;
+  rstate_ = ReadState::done;
+  close_transport_ = true;  // §7.1.7: after failing, do not wait for the peer
+  finish({code, std::string(reason), false, cause});
+}
+
+void Connection::receive_eof(Cause cause, std::string_view why) {
+  if (finished_) return;
+  if (state_ == State::connecting && config_.role == Role::client && cause == Cause::network_error)
+    cause = Cause::handshake_failed;
+  state_ = State::closed;
+  rstate_ = ReadState::done;
+  close_transport_ = true;
+  finish({1006, std::string(why.empty() ? "connection closed without a close frame" : why), false,
+          cause});
+}
+
+void Connection::write_frame(Opcode op, bool fin, std::span<const uint8_t> payload) {
+  codec::FrameHeader h;
+  h.fin = fin;
+  h.opcode = op;
+  h.masked = config_.role == Role::client;  // §5.1: clients mask, servers never do
+  h.payload_len = payload.size();
+  if (h.masked) h.mask_key = rng_.next_u32();
+  const std::size_t hs = codec::header_size(payload.size(), h.masked);
+  uint8_t* p = out_.extend(hs + payload.size());
+  codec::encode_header(h, p);
+  if (!payload.empty()) {
+    std::memcpy(p + hs, payload.data(), payload.size());
+    if (h.masked) codec::apply_mask(p + hs, payload.size(), h.mask_key, 0);
+  }
+}
+
+void Connection::finish(const CloseInfo& info) {
+  if (finished_) return;
+  finished_ = true;
+  handler_.on_close(info);
+}
+
+}  // namespace tether::protocol

@@ -1,0 +1,142 @@
+// Sans-I/O RFC 6455 connection (wsproto's shape, nghttp2's callbacks): bytes in through
+// receive(), events out through a Handler, bytes to write accumulate in out().
+// No socket, clock or thread here. Peer faults never throw: they become a close with the
+// right code (§7.1.7 "Fail the WebSocket Connection") and an on_close event.
+//
+// States (§4, §7): connecting -> open -> closing -> closed.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "codec/frame.hpp"
+#include "codec/utf8.hpp"
+#include "protocol/handshake.hpp"
+#include "protocol/http.hpp"
+#include "protocol/out_buffer.hpp"
+#include "protocol/random.hpp"
+#include "tether/close_info.hpp"
+
+namespace tether::protocol {
+
+enum class Role : uint8_t { server, client };
+enum class State : uint8_t { connecting, open, closing, closed };
+
+struct ConnectionConfig {
+  Role role = Role::server;
+  std::size_t max_frame = 16u << 20;  // §10.4: bound what one peer can make us buffer
+  std::size_t max_message = 16u << 20;
+  HttpLimits http;
+  const ServerHandshakeConfig* server = nullptr;  // server role: handshake policy
+};
+
+// Events. Callbacks may call send()/close() on the connection re-entrantly.
+class Handler {
+ public:
+  virtual ~Handler() = default;
+  virtual void on_open() {}
+  // One whole message. `data` is valid only during the call.
+  virtual void on_message(codec::Opcode type, std::span<const uint8_t> data) = 0;
+  virtual void on_ping(std::span<const uint8_t>) {}  // already answered with a pong
+  virtual void on_pong(std::span<const uint8_t>) {}
+  // The connection is over at the WebSocket level (close handshake done, failed, or EOF).
+  // After this, out() may still hold a final close frame or HTTP response to write, then the
+  // transport should be closed (see should_close_transport()).
+  virtual void on_close(const CloseInfo& info) = 0;
+  // Server role: a plain HTTP request (not an upgrade). Fill `response` with a complete HTTP
+  // response; the transport is closed after it is written.
+  virtual void on_http_request(const HttpHead& request, std::string& response);
+};
+
+class Connection {
+ public:
+  Connection(const ConnectionConfig& config, Handler& handler, Random& rng);
+
+  // Client role: queue the opening handshake request (§4.1).
+  void start_client(ClientHandshakeRequest request);
+
+  // Feeds bytes from the transport. Payload bytes are unmasked in place, so `data` is mutable.
+  void receive(std::span<uint8_t> data);
+  // The transport reached EOF or failed: §7.1.5/§7.2.1, the close is abnormal (1006) unless the
+  // closing handshake had completed.
+  void receive_eof(Cause cause = Cause::network_error, std::string_view why = {});
+
+  // Sends one message (one frame) or one fragment. false when not open (nothing queued).
+  bool send(codec::Opcode type, std::span<const uint8_t> payload, bool fin = true);
+  bool send_text(std::string_view s) { return send(codec::Opcode::text, as_bytes(s)); }
+  bool ping(std::span<const uint8_t> payload = {});
+  bool pong(std::span<const uint8_t> payload = {});
+  // Starts the closing handshake (§7.1.2). Invalid codes are local misuse: returns false.
+  bool close(uint16_t code = 1000, std::string_view reason = {}, Cause cause = Cause::local_close);
+  // Fails the connection ourselves (§7.1.7): sends a close with `code` and ends at once.
+  void fail(uint16_t code, std::string_view reason, Cause cause);
+
+  OutBuffer& out() { return out_; }
+  const OutBuffer& out() const { return out_; }
+  State state() const { return state_; }
+  Role role() const { return config_.role; }
+  // True once nothing more will be read or sent: write out() and close the transport.
+  bool should_close_transport() const { return close_transport_; }
+  const std::string& subprotocol() const { return subprotocol_; }
+  const std::string& path() const { return path_; }
+
+  static std::span<const uint8_t> as_bytes(std::string_view s) {
+    return {reinterpret_cast<const uint8_t*>(s.data()), s.size()};
+  }
+
+ private:
+  enum class ReadState : uint8_t { http, header, payload, done };
+
+  std::size_t receive_http(std::span<uint8_t> data);
+  bool begin_frame();  // validate header_, set up payload state; false if failed
+  void payload_chunk(uint8_t* p, std::size_t n, bool whole_frame_here);
+  void end_frame();
+  void handle_control();
+  void deliver_message(std::span<const uint8_t> data);
+  void write_frame(codec::Opcode op, bool fin, std::span<const uint8_t> payload);
+  void finish(const CloseInfo& info);
+
+  ConnectionConfig config_;
+  Handler& handler_;
+  Random& rng_;
+  State state_ = State::connecting;
+  ReadState rstate_ = ReadState::http;
+  bool close_transport_ = false;
+  bool close_sent_ = false;
+  bool finished_ = false;
+  bool zero_copy_done_ = false;
+
+  // frame being read
+  codec::FrameHeader header_;
+  uint8_t hdr_buf_[codec::max_header_size];
+  uint8_t hdr_len_ = 0;
+  uint64_t remaining_ = 0;
+  std::size_t mask_offset_ = 0;
+  // control frame payload (§5.5: <= 125 bytes)
+  uint8_t ctrl_buf_[codec::max_control_payload];
+  uint8_t ctrl_len_ = 0;
+  // message being reassembled
+  bool in_message_ = false;
+  codec::Opcode msg_type_ = codec::Opcode::text;
+  std::vector<uint8_t> msg_;
+  codec::Utf8Validator utf8_;
+
+  // our close
+  uint16_t sent_code_ = 0;
+  std::string sent_reason_;
+  Cause close_cause_ = Cause::remote_close;
+
+  // handshake
+  std::unique_ptr<HttpHeadParser> http_;
+  std::unique_ptr<ClientHandshakeRequest> client_req_;
+  std::string subprotocol_;
+  std::string path_;
+
+  OutBuffer out_;
+};
+
+}  // namespace tether::protocol

@@ -1,0 +1,116 @@
+#include "server/loop_context.hpp"
+
+#include <sys/epoll.h>
+
+#include "loop/socket.hpp"
+#include "server/server_conn.hpp"
+
+namespace tether::detail {
+
+LoopContext::LoopContext(ServerImpl& s) : server(s), read_buf(256 * 1024) {
+  shutdown_timer.set_callback(
+      [](loop::Timer&, void* self) {
+        auto* ctx = static_cast<LoopContext*>(self);
+        // Clients that did not finish the closing handshake in time are dropped (bounded stop).
+        std::vector<ServerConn*> left(ctx->conns.begin(), ctx->conns.end());
+        for (auto* c : left) c->abort(Cause::local_close, "server shutdown: close handshake timed out");
+        ctx->maybe_finish_shutdown();
+      },
+      this);
+}
+
+LoopContext::~LoopContext() {
+  for (auto* c : conns) delete c;
+  for (auto* c : graveyard) delete c;
+  if (listen_fd >= 0) loop::close_fd(listen_fd);
+}
+
+void LoopContext::on_io(uint32_t) {
+  // Bounded accepts per wake-up so a connection flood cannot starve established connections.
+  for (int i = 0; i < 64 && !stopping; ++i) {
+    std::string peer;
+    std::error_code ec;
+    int fd = loop::accept_tcp(listen_fd, peer, ec);
+    if (fd < 0) {
+      if (ec != std::errc::operation_would_block && ec != std::errc::resource_unavailable_try_again)
+        server.error("accept: " + ec.message());
+      return;
+    }
+    auto* c = new ServerConn(*this, fd, server.next_id.fetch_add(1), std::move(peer));
+    if (auto err = loop.add(fd, EPOLLIN | EPOLLRDHUP, c)) {
+      server.error("epoll add: " + err.message());
+      loop::close_fd(fd);
+      delete c;
+      continue;
+    }
+    conns.insert(c);
+    server.connection_count.fetch_add(1, std::memory_order_relaxed);
+  }
+}
+
+void LoopContext::schedule_flush(ServerConn* c) {
+  if (c->in_flush_list) return;
+  c->in_flush_list = true;
+  flush_list.push_back(c);
+  if (!after_io_scheduled) {
+    after_io_scheduled = true;
+    loop.defer([this] { after_io(); });
+  }
+}
+
+void LoopContext::retire(ServerConn* c) {
+  conns.erase(c);
+  server.connection_count.fetch_sub(1, std::memory_order_relaxed);
+  graveyard.push_back(c);
+  if (!after_io_scheduled) {
+    after_io_scheduled = true;
+    loop.defer([this] { after_io(); });
+  }
+}
+
+void LoopContext::after_io() {
+  after_io_scheduled = false;
+  // Corked writes: one send() per connection per iteration, whatever number of messages.
+  for (std::size_t i = 0; i < flush_list.size(); ++i) {
+    ServerConn* c = flush_list[i];
+    c->in_flush_list = false;
+    c->flush();
+  }
+  flush_list.clear();
+  for (auto* c : graveyard) delete c;
+  graveyard.clear();
+  if (stopping) maybe_finish_shutdown();
+}
+
+void LoopContext::begin_shutdown(uint16_t code, const std::string& reason) {
+  if (stopping) return;
+  stopping = true;
+  if (listen_fd >= 0) {
+    loop.remove(listen_fd);
+    loop::close_fd(listen_fd);
+    listen_fd = -1;
+  }
+  std::vector<ServerConn*> all(conns.begin(), conns.end());
+  for (auto* c : all) {
+    if (c->open())
+      c->close(code, reason);
+    else
+      c->abort(Cause::local_close, "server shutting down");
+  }
+  loop.timers().schedule(shutdown_timer, loop.now() + server.opts.shutdown_timeout);
+  maybe_finish_shutdown();
+}
+
+void LoopContext::maybe_finish_shutdown() {
+  if (stopping && conns.empty()) {
+    loop.timers().cancel(shutdown_timer);
+    loop.stop();
+  }
+}
+
+void LoopContext::broadcast_local(std::string_view data, MessageType type) {
+  for (auto* c : conns)
+    if (c->open()) c->send(data, type);
+}
+
+}  // namespace tether::detail

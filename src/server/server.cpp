@@ -1,0 +1,105 @@
+#include "tether/server.hpp"
+
+#include <sys/epoll.h>
+
+#include "loop/socket.hpp"
+#include "server/loop_context.hpp"
+#include "server/server_conn.hpp"
+#include "server/server_impl.hpp"
+
+namespace tether {
+
+namespace detail {
+thread_local LoopContext* current_loop = nullptr;
+
+ServerImpl::ServerImpl(ServerOptions o) : opts(std::move(o)) {
+  handshake.subprotocols = opts.subprotocols;
+  handshake.check_origin = opts.check_origin;
+}
+ServerImpl::~ServerImpl() = default;
+}  // namespace detail
+
+struct Server::Impl : detail::ServerImpl {
+  using ServerImpl::ServerImpl;
+};
+
+Server::Server(ServerOptions options) : impl_(std::make_unique<Impl>(std::move(options))) {
+  unsigned n = impl_->opts.threads == 0 ? 1 : impl_->opts.threads;
+  for (unsigned i = 0; i < n; ++i) impl_->loops.push_back(std::make_unique<detail::LoopContext>(*impl_));
+}
+
+Server::~Server() {
+  for (auto& l : impl_->loops)
+    if (l->thread.joinable()) {
+      l->loop.stop();
+      l->thread.join();
+    }
+}
+
+void Server::on_open(std::function<void(Connection&)> fn) { impl_->on_open = std::move(fn); }
+void Server::on_message(std::function<void(Connection&, std::string_view, MessageType)> fn) {
+  impl_->on_message = std::move(fn);
+}
+void Server::on_close(std::function<void(Connection&, const CloseInfo&)> fn) {
+  impl_->on_close = std::move(fn);
+}
+void Server::on_error(std::function<void(std::string_view)> fn) { impl_->on_error = std::move(fn); }
+
+std::error_code Server::listen() {
+  loop::ListenOptions lo;
+  lo.host = impl_->opts.host;
+  lo.port = impl_->opts.port;
+  lo.reuse_port = impl_->loops.size() > 1;
+  for (auto& ctx : impl_->loops) {
+    std::error_code ec;
+    int fd = loop::listen_tcp(lo, ec);
+    if (fd < 0) return ec;
+    // With port 0 the first listener picks the port; the others join it (SO_REUSEPORT).
+    if (lo.port == 0) lo.port = loop::local_port(fd);
+    ctx->listen_fd = fd;
+    if (auto err = ctx->loop.add(fd, EPOLLIN, ctx.get())) return err;
+  }
+  impl_->port = lo.port;
+  impl_->listening = true;
+  return {};
+}
+
+uint16_t Server::port() const { return impl_->port; }
+
+void Server::run() {
+  auto body = [](detail::LoopContext* ctx) {
+    detail::current_loop = ctx;
+    ctx->loop.run();
+    detail::current_loop = nullptr;
+  };
+  for (std::size_t i = 1; i < impl_->loops.size(); ++i)
+    impl_->loops[i]->thread = std::thread(body, impl_->loops[i].get());
+  body(impl_->loops[0].get());
+  for (std::size_t i = 1; i < impl_->loops.size(); ++i)
+    if (impl_->loops[i]->thread.joinable()) impl_->loops[i]->thread.join();
+}
+
+void Server::stop(uint16_t code, std::string reason) {
+  if (impl_->stop_requested.exchange(true)) return;
+  for (auto& ctx : impl_->loops) {
+    auto* c = ctx.get();
+    c->loop.post([c, code, reason] { c->begin_shutdown(code, reason); });
+  }
+}
+
+void Server::broadcast(std::string_view data, MessageType type) {
+  for (auto& ctx : impl_->loops) {
+    if (ctx.get() == detail::current_loop) {
+      ctx->broadcast_local(data, type);
+    } else {
+      auto* c = ctx.get();
+      c->loop.post([c, copy = std::string(data), type] { c->broadcast_local(copy, type); });
+    }
+  }
+}
+
+std::size_t Server::connection_count() const {
+  return impl_->connection_count.load(std::memory_order_relaxed);
+}
+
+}  // namespace tether

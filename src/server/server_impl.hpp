@@ -1,0 +1,38 @@
+#pragma once
+#include <atomic>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <vector>
+
+#include "protocol/handshake.hpp"
+#include "tether/server.hpp"
+
+namespace tether::detail {
+
+struct LoopContext;
+
+struct ServerImpl {
+  explicit ServerImpl(ServerOptions o);
+  ~ServerImpl();
+
+  ServerOptions opts;
+  protocol::ServerHandshakeConfig handshake;
+  std::function<void(Connection&)> on_open;
+  std::function<void(Connection&, std::string_view, MessageType)> on_message;
+  std::function<void(Connection&, const CloseInfo&)> on_close;
+  std::function<void(std::string_view)> on_error;
+
+  std::vector<std::unique_ptr<LoopContext>> loops;
+  std::atomic<uint64_t> next_id{1};
+  std::atomic<std::size_t> connection_count{0};
+  std::atomic<bool> stop_requested{false};
+  uint16_t port = 0;
+  bool listening = false;
+
+  void error(std::string_view what) {
+    if (on_error) on_error(what);
+  }
+};
+
+}  // namespace tether::detail

@@ -1,0 +1,28 @@
+#pragma once
+#include <CLI/CLI.hpp>
+#include <chrono>
+#include <functional>
+#include <string>
+
+namespace tether::cli {
+
+// Each command registers its subcommand and returns the function that runs it (exit status).
+std::function<int()> add_serve(CLI::App& app);
+std::function<int()> add_connect(CLI::App& app);
+std::function<int()> add_bench(CLI::App& app);
+
+// Thrown by option validation; main prints it and exits with 2 (CONTRACT: usage error).
+struct UsageError {
+  std::string message;
+};
+
+// A CLI11 validator for CONTRACT durations / sizes.
+CLI::Validator duration_validator();
+CLI::Validator size_validator();
+std::chrono::milliseconds to_duration(const std::string& s);
+std::size_t to_size(const std::string& s);
+
+// Writes one line to stdout and flushes (JSON events are consumed line by line).
+void emit_line(const std::string& line);
+
+}  // namespace tether::cli

@@ -1,0 +1,133 @@
+// `tether connect`: a command-line WebSocket client (CONTRACT.md).
+#include <unistd.h>
+
+#include <cstdio>
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <openssl/evp.h>
+#include <thread>
+
+#include "commands.hpp"
+#include "tether/client.hpp"
+
+namespace tether::cli {
+
+namespace {
+struct ConnectArgs {
+  std::vector<std::string> urls;
+  std::string ping_interval, ping_timeout, backoff_min, backoff_max, ca;
+  int max_attempts = -1;
+  bool reconnect = false, no_reconnect = false, resume = false, echo = false, json_events = false;
+};
+
+std::string json_line(const nlohmann::ordered_json& j) {
+  return j.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
+}
+
+std::string base64(std::string_view data) {
+  std::string out(4 * ((data.size() + 2) / 3), '\0');
+  int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                          reinterpret_cast<const unsigned char*>(data.data()),
+                          static_cast<int>(data.size()));
+  out.resize(static_cast<std::size_t>(n));
+  return out;
+}
+
+void refuse_unimplemented(const ConnectArgs& a) {
+  auto later = [](const char* flag, const char* what) {
+    throw UsageError{std::string(flag) + ": " + what + " is not implemented yet"};
+  };
+  if (a.urls.size() > 1) later("URL...", "rotating between several URLs (reconnect)");
+  if (a.reconnect) later("--reconnect", "automatic reconnect");
+  if (!a.backoff_min.empty() || !a.backoff_max.empty() || a.max_attempts >= 0)
+    later("--backoff-*/--max-attempts", "automatic reconnect");
+  if (a.resume) later("--resume", "session resume");
+  if (!a.ping_interval.empty() || !a.ping_timeout.empty()) later("--ping-*", "heartbeat");
+  if (!a.ca.empty()) later("--ca", "TLS");
+}
+}  // namespace
+
+std::function<int()> add_connect(CLI::App& app) {
+  auto args = std::make_shared<ConnectArgs>();
+  auto* cmd = app.add_subcommand("connect", "Connect to a WebSocket server");
+  cmd->add_option("URL", args->urls, "ws:// URL")->required();
+  cmd->add_option("--ping-interval", args->ping_interval)->check(duration_validator());
+  cmd->add_option("--ping-timeout", args->ping_timeout)->check(duration_validator());
+  auto* rec = cmd->add_flag("--reconnect", args->reconnect);
+  cmd->add_flag("--no-reconnect", args->no_reconnect)->excludes(rec);
+  cmd->add_option("--backoff-min", args->backoff_min)->check(duration_validator());
+  cmd->add_option("--backoff-max", args->backoff_max)->check(duration_validator());
+  cmd->add_option("--max-attempts", args->max_attempts)->check(CLI::NonNegativeNumber);
+  cmd->add_flag("--resume", args->resume);
+  cmd->add_flag("--echo", args->echo, "Send every received message back (stdin is not read)");
+  cmd->add_flag("--json-events", args->json_events, "One JSON object per line on stdout");
+  cmd->add_option("--ca", args->ca);
+
+  return [args]() -> int {
+    refuse_unimplemented(*args);
+    const std::string url = args->urls.front();
+    const bool json = args->json_events;
+    const bool echo = args->echo;
+    ClientOptions opts;
+    opts.url = url;
+    Client client(opts);
+    bool clean = false;
+
+    client.on_open([&] {
+      if (json)
+        emit_line(json_line({{"event", "open"}, {"url", url}, {"attempt", 1}}));
+      else
+        std::fprintf(stderr, "connected to %s\n", url.c_str());
+    });
+    client.on_message([&](std::string_view data, MessageType type) {
+      if (json) {
+        if (type == MessageType::text)
+          emit_line(json_line({{"event", "message"}, {"type", "text"}, {"data", data}}));
+        else
+          emit_line(json_line({{"event", "message"}, {"type", "binary"}, {"base64", base64(data)}}));
+      } else if (type == MessageType::text) {
+        emit_line(std::string(data));
+      } else {
+        std::fprintf(stderr, "received a binary message of %zu bytes\n", data.size());
+      }
+      if (echo) client.send(data, type);
+    });
+    client.on_close([&](const CloseInfo& info) {
+      clean = info.was_clean;
+      if (json) {
+        emit_line(json_line({{"event", "close"},
+                             {"code", info.code},
+                             {"reason", info.reason},
+                             {"clean", info.was_clean},
+                             {"cause", std::string(to_string(info.cause))}}));
+      } else {
+        std::fprintf(stderr, "closed: code %u%s%s (%s, %s)\n", info.code,
+                     info.reason.empty() ? "" : ", reason: ", info.reason.c_str(),
+                     info.was_clean ? "clean" : "not clean",
+                     std::string(to_string(info.cause)).c_str());
+      }
+    });
+    client.on_error([&](std::string_view what) {
+      if (json)
+        emit_line(json_line({{"event", "error"}, {"message", what}}));
+      else
+        std::fprintf(stderr, "error: %.*s\n", static_cast<int>(what.size()), what.data());
+    });
+
+    client.connect();
+    if (!echo) {
+      // stdin is read on its own thread; Client::send is thread-safe and queues while offline.
+      std::thread([&client] {
+        std::string line;
+        while (std::getline(std::cin, line)) client.send(line);
+        client.close(close_code::normal);  // after everything queued (posts are ordered)
+      }).detach();
+    }
+    client.run();
+    std::fflush(stdout);
+    // The stdin thread may still be blocked in getline: leave without unwinding it.
+    std::_Exit(clean ? 0 : 1);
+  };
+}
+
+}  // namespace tether::cli

@@ -1,0 +1,133 @@
+// `tether serve`: echo / broadcast server (CONTRACT.md).
+#include <signal.h>
+
+#include <cstdio>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "commands.hpp"
+#include "tether/server.hpp"
+
+namespace tether::cli {
+
+namespace {
+struct ServeArgs {
+  std::string host = "127.0.0.1";
+  int port = 8080;
+  std::string mode = "echo";
+  std::string static_dir;
+  unsigned threads = 1;
+  std::string ping_interval, ping_timeout, idle_timeout, handshake_timeout;
+  std::string max_message = "16m";
+  std::string resume_window, tls_cert, tls_key, redis;
+  bool json_events = false;
+};
+
+// Flags in CONTRACT.md whose features land with later issues: refuse them rather than
+// silently ignoring them.
+void refuse_unimplemented(const ServeArgs& a) {
+  auto later = [](const char* flag, const char* what) {
+    throw UsageError{std::string(flag) + ": " + what + " is not implemented yet"};
+  };
+  if (a.mode == "chat") later("--mode chat", "the chat application");
+  if (!a.static_dir.empty()) later("--static", "static file serving");
+  if (!a.ping_interval.empty()) later("--ping-interval", "heartbeat");
+  if (!a.ping_timeout.empty()) later("--ping-timeout", "heartbeat");
+  if (!a.idle_timeout.empty()) later("--idle-timeout", "idle timeout");
+  if (!a.handshake_timeout.empty()) later("--handshake-timeout", "handshake timeout");
+  if (!a.resume_window.empty()) later("--resume-window", "session resume");
+  if (!a.tls_cert.empty() || !a.tls_key.empty()) later("--tls-cert/--tls-key", "TLS");
+  if (!a.redis.empty()) later("--redis", "Redis fan-out");
+}
+
+std::string json_line(const nlohmann::ordered_json& j) {
+  return j.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
+}
+}  // namespace
+
+std::function<int()> add_serve(CLI::App& app) {
+  auto args = std::make_shared<ServeArgs>();
+  auto* cmd = app.add_subcommand("serve", "Run a WebSocket server");
+  cmd->add_option("--host", args->host, "Address to listen on")->capture_default_str();
+  cmd->add_option("--port", args->port, "Port (0 picks a free one)")
+      ->check(CLI::Range(0, 65535))
+      ->capture_default_str();
+  cmd->add_option("--mode", args->mode, "echo | broadcast | chat")
+      ->check(CLI::IsMember({"echo", "broadcast", "chat"}))
+      ->capture_default_str();
+  cmd->add_option("--static", args->static_dir, "Serve files from DIR");
+  cmd->add_option("--threads", args->threads, "Event loops sharing the port (SO_REUSEPORT)")
+      ->check(CLI::Range(1u, 256u))
+      ->capture_default_str();
+  cmd->add_option("--ping-interval", args->ping_interval)->check(duration_validator());
+  cmd->add_option("--ping-timeout", args->ping_timeout)->check(duration_validator());
+  cmd->add_option("--idle-timeout", args->idle_timeout)->check(duration_validator());
+  cmd->add_option("--handshake-timeout", args->handshake_timeout)->check(duration_validator());
+  cmd->add_option("--max-message", args->max_message, "Largest message accepted (1009 past it)")
+      ->check(size_validator())
+      ->capture_default_str();
+  cmd->add_option("--resume-window", args->resume_window)->check(duration_validator());
+  cmd->add_flag("--json-events", args->json_events, "One JSON object per line per connection event");
+  cmd->add_option("--tls-cert", args->tls_cert);
+  cmd->add_option("--tls-key", args->tls_key);
+  cmd->add_option("--redis", args->redis);
+
+  return [args]() -> int {
+    refuse_unimplemented(*args);
+    // Signals are taken by a dedicated thread with sigwait, so the stop runs in normal
+    // context (no async-signal-safety traps). Block them before any loop thread starts.
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
+
+    ServerOptions opts;
+    opts.host = args->host;
+    opts.port = static_cast<uint16_t>(args->port);
+    opts.threads = args->threads;
+    opts.max_message = opts.max_frame = to_size(args->max_message);
+    Server server(opts);
+    const bool json = args->json_events;
+    const bool broadcast = args->mode == "broadcast";
+
+    server.on_open([json](Connection& c) {
+      if (json) emit_line(json_line({{"event", "open"}, {"id", c.id()}, {"peer", c.peer()}}));
+    });
+    server.on_message([&server, broadcast](Connection& c, std::string_view data, MessageType t) {
+      if (broadcast)
+        server.broadcast(data, t);
+      else
+        c.send(data, t);
+    });
+    server.on_close([json](Connection& c, const CloseInfo& info) {
+      if (json)
+        emit_line(json_line({{"event", "close"},
+                             {"id", c.id()},
+                             {"code", info.code},
+                             {"reason", info.reason},
+                             {"clean", info.was_clean},
+                             {"cause", std::string(to_string(info.cause))}}));
+    });
+    server.on_error([](std::string_view what) {
+      std::fprintf(stderr, "tether serve: %.*s\n", static_cast<int>(what.size()), what.data());
+    });
+    if (auto ec = server.listen()) {
+      std::fprintf(stderr, "tether serve: cannot listen on %s:%d: %s\n", args->host.c_str(),
+                   args->port, ec.message().c_str());
+      return 1;
+    }
+    std::string host = args->host.find(':') != std::string::npos ? "[" + args->host + "]" : args->host;
+    emit_line("listening ws://" + host + ":" + std::to_string(server.port()));
+
+    std::thread([&server, sigs] {
+      int sig = 0;
+      sigwait(&sigs, &sig);
+      server.stop(close_code::going_away, "server shutting down");
+    }).detach();
+    server.run();
+    return 0;
+  };
+}
+
+}  // namespace tether::cli
