@@ -228,7 +228,7 @@ class SocketReader {
   }
 
   async readFrame(ms = STEP_MS) {
-    const deadline = Date.now() + ms;
+    const deadline = Date.now() + Math.max(0, ms);
     const [b0, b1] = await this.readExactly(2, deadline);
     let n = b1 & 0x7f;
     if (n === 126) n = (await this.readExactly(2, deadline)).readUInt16BE(0);
@@ -240,19 +240,26 @@ class SocketReader {
       payload: masked ? applyMask(data, key) : data };
   }
 
-  // Skip frames until a close frame: { close: frame or null on EOF, skipped: [frames] }.
+  // Skip frames until a close frame: { close: frame or null, skipped: [frames], why }; `why`
+  // says what happened instead of a close frame, for the failure message.
   async readUntilClose(ms = STEP_MS) {
     const deadline = Date.now() + ms;
     const skipped = [];
     for (;;) {
       let frame;
+      let why;
       try {
         frame = await this.readFrame(deadline - Date.now());
       } catch (err) {
-        if (err instanceof EofError) return { close: null, skipped };
-        throw err;
+        if (err instanceof EofError) why = 'TCP closed without a close frame';
+        else if (err instanceof TimeoutError) why = `no close frame within ${ms / 1000} s`;
+        else throw err;
       }
-      if (frame.opcode === OP.CLOSE) return { close: frame, skipped };
+      if (why) {
+        if (skipped.length) why += ` (frames received before: opcodes [${skipped.map((f) => f.opcode)}])`;
+        return { close: null, skipped, why };
+      }
+      if (frame.opcode === OP.CLOSE) return { close: frame, skipped, why: '' };
       skipped.push(frame);
     }
   }

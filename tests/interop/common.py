@@ -70,10 +70,12 @@ class Report:
         Exceptions and timeouts count as failures of that case only, so one
         broken case does not hide the others.
         """
+        loop = asyncio.get_running_loop()
+        start = loop.time()
         try:
             problem = await asyncio.wait_for(coro, timeout)
         except asyncio.TimeoutError:
-            problem = f"timed out after {timeout:g} s"
+            problem = f"timed out (waited {loop.time() - start:.1f} s)"
         except Exception as exc:  # noqa: BLE001 - any error is a failed case
             problem = f"{type(exc).__name__}: {exc}"
         if problem:
@@ -220,21 +222,32 @@ def parse_close(payload):
 
 
 async def read_until_close(reader, timeout=STEP_TIMEOUT):
-    """Skip frames until a close frame. Returns (close Frame or None on EOF, skipped frames)."""
+    """Skip frames until a close frame.
+
+    Returns (close Frame or None, skipped frames, why): why is "" when a close frame came,
+    else what happened instead, for the failure message.
+    """
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     skipped = []
     while True:
         remaining = deadline - loop.time()
-        if remaining <= 0:
-            raise asyncio.TimeoutError()
         try:
+            if remaining <= 0:
+                raise asyncio.TimeoutError()
             frame = await read_frame(reader, remaining)
         except (asyncio.IncompleteReadError, ConnectionResetError):
-            return None, skipped
-        if frame.opcode == OP_CLOSE:
-            return frame, skipped
-        skipped.append(frame)
+            why = "TCP closed without a close frame"
+        except asyncio.TimeoutError:
+            why = f"no close frame within {timeout:g} s"
+        else:
+            if frame.opcode == OP_CLOSE:
+                return frame, skipped, ""
+            skipped.append(frame)
+            continue
+        if skipped:
+            why += f" (frames received before: opcodes {[f.opcode for f in skipped]})"
+        return None, skipped, why
 
 
 async def read_message(reader, timeout=STEP_TIMEOUT):

@@ -57,6 +57,7 @@ async function driveEcho(report, peer) {
     }, ms + 1000);
     if (!ok) {
       report.fail('remaining echo cases', 'not run after the failure above');
+      peer.ws.close(1000, 'echo cases aborted'); // let tether exit instead of being killed
       return sent;
     }
   }
@@ -78,8 +79,8 @@ async function driveClose(peer, code) {
 // Raw server side of /violation/N: send the bad frames, read tether's close frame, echo it.
 async function driveViolation(sock, reader, spec) {
   sock.write(Buffer.concat(spec.frames.map((f) => c.frameFromSpec(f, false))));
-  const { close, skipped } = await reader.readUntilClose();
-  if (!close) return `tether closed TCP without a close frame (frames seen: [${skipped.map((f) => f.opcode)}])`;
+  const { close, why } = await reader.readUntilClose(3000);
+  if (!close) return `${why}; expected close ${spec.expect[0]} from tether`;
   const problems = [];
   const { code, reason } = c.parseClose(close.payload);
   if (!spec.expect.includes(code)) {

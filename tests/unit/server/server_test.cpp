@@ -1,0 +1,384 @@
+// Server over real loopback sockets: public API in, bytes on the wire out. Every wait is bounded
+// (socket receive timeouts, joins after stop()); nothing sleeps to wait for a timer.
+#include "tether/server.hpp"
+
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstring>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "codec/frame.hpp"
+#include "codec/mask.hpp"
+#include "tether/client.hpp"
+
+namespace {
+
+using tether::MessageType;
+
+// A blocking raw TCP peer with a receive timeout, for hand-made frames.
+class RawPeer {
+ public:
+  explicit RawPeer(uint16_t port) {
+    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    timeval tv{5, 0};
+    setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    connected_ = ::connect(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
+  }
+  ~RawPeer() { ::close(fd_); }
+  bool connected() const { return connected_; }
+  void write(std::string_view s) { ASSERT_EQ(::send(fd_, s.data(), s.size(), MSG_NOSIGNAL), (ssize_t)s.size()); }
+  // Reads until `pred(buffer)` or EOF/timeout. Returns the buffer.
+  std::string read_until(const std::function<bool(const std::string&)>& pred) {
+    char tmp[4096];
+    for (int i = 0; i < 10000 && !pred(buf_); ++i) {
+      ssize_t n = ::recv(fd_, tmp, sizeof tmp, 0);
+      if (n <= 0) {
+        eof_ = true;
+        break;
+      }
+      buf_.append(tmp, static_cast<size_t>(n));
+    }
+    return buf_;
+  }
+  std::string read_http_head() {
+    read_until([](const std::string& b) { return b.find("\r\n\r\n") != std::string::npos; });
+    auto end = buf_.find("\r\n\r\n");
+    std::string head = end == std::string::npos ? buf_ : buf_.substr(0, end + 4);
+    buf_.erase(0, head.size());
+    return head;
+  }
+  bool upgrade() {
+    write("GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+          "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n");
+    return read_http_head().starts_with("HTTP/1.1 101");
+  }
+  // Reads one server frame; returns opcode and payload (servers never mask).
+  bool read_frame(uint8_t& opcode, std::string& payload) {
+    tether::codec::FrameHeader h;
+    std::size_t used = 0;
+    read_until([&](const std::string& b) {
+      auto st = tether::codec::parse_header({reinterpret_cast<const uint8_t*>(b.data()), b.size()}, h, used);
+      return st == tether::codec::HeaderStatus::ok && b.size() >= used + h.payload_len;
+    });
+    auto st = tether::codec::parse_header({reinterpret_cast<const uint8_t*>(buf_.data()), buf_.size()}, h, used);
+    if (st != tether::codec::HeaderStatus::ok || buf_.size() < used + h.payload_len) return false;
+    opcode = static_cast<uint8_t>(h.opcode);
+    payload = buf_.substr(used, h.payload_len);
+    buf_.erase(0, used + h.payload_len);
+    return true;
+  }
+  bool wait_eof() {
+    read_until([](const std::string&) { return false; });
+    return eof_;
+  }
+
+ private:
+  int fd_;
+  bool connected_ = false;
+  bool eof_ = false;
+  std::string buf_;
+};
+
+std::string frame(uint8_t first_byte, std::string_view payload, bool masked = true) {
+  std::string out;
+  out.push_back(static_cast<char>(first_byte));
+  uint8_t len = static_cast<uint8_t>(payload.size() < 126 ? payload.size() : 126);
+  out.push_back(static_cast<char>((masked ? 0x80 : 0) | len));
+  if (len == 126) {
+    out.push_back(static_cast<char>(payload.size() >> 8));
+    out.push_back(static_cast<char>(payload.size() & 0xFF));
+  }
+  std::string body(payload);
+  if (masked) {
+    const uint8_t key[4] = {0x11, 0x22, 0x33, 0x44};
+    out.append(reinterpret_cast<const char*>(key), 4);
+    uint32_t k;
+    std::memcpy(&k, key, 4);
+    tether::codec::apply_mask(reinterpret_cast<uint8_t*>(body.data()), body.size(), k, 0);
+  }
+  return out + body;
+}
+
+uint16_t close_code_of(const std::string& payload) {
+  return payload.size() >= 2 ? static_cast<uint16_t>((uint8_t(payload[0]) << 8) | uint8_t(payload[1])) : 1005;
+}
+
+// Runs an echo server on a free port in a background thread for the test's lifetime.
+class EchoServer {
+ public:
+  explicit EchoServer(unsigned threads = 1, int shutdown_ms = 2000) {
+    tether::ServerOptions o;
+    o.port = 0;
+    o.threads = threads;
+    o.shutdown_timeout = std::chrono::milliseconds(shutdown_ms);
+    server_ = std::make_unique<tether::Server>(o);
+    server_->on_message([](tether::Connection& c, std::string_view d, MessageType t) { c.send(d, t); });
+    server_->on_close([this](tether::Connection&, const tether::CloseInfo& i) {
+      closes.fetch_add(1);
+      last_cause.store(static_cast<int>(i.cause));
+    });
+    EXPECT_FALSE(server_->listen());
+    thread_ = std::thread([this] { server_->run(); });
+  }
+  ~EchoServer() { stop(); }
+  void stop() {
+    if (thread_.joinable()) {
+      server_->stop();
+      thread_.join();
+    }
+  }
+  uint16_t port() const { return server_->port(); }
+  tether::Server& server() { return *server_; }
+  std::atomic<int> closes{0};
+  std::atomic<int> last_cause{-1};
+
+ private:
+  std::unique_ptr<tether::Server> server_;
+  std::thread thread_;
+};
+
+TEST(Server, EchoesTextAndBinaryOverRawSocket) {
+  EchoServer s;
+  RawPeer p(s.port());
+  ASSERT_TRUE(p.connected());
+  ASSERT_TRUE(p.upgrade());
+  p.write(frame(0x81, "hello"));
+  p.write(frame(0x82, std::string("\0\1\2", 3)));
+  uint8_t op;
+  std::string payload;
+  ASSERT_TRUE(p.read_frame(op, payload));
+  EXPECT_EQ(op, 0x1);
+  EXPECT_EQ(payload, "hello");
+  ASSERT_TRUE(p.read_frame(op, payload));
+  EXPECT_EQ(op, 0x2);
+  EXPECT_EQ(payload, std::string("\0\1\2", 3));
+}
+
+struct Violation {
+  const char* name;
+  std::string bytes;
+  uint16_t expected_code;
+};
+
+class ServerViolations : public ::testing::TestWithParam<int> {};
+
+std::vector<Violation> violations() {
+  return {
+      {"unmasked client frame (5.1)", frame(0x81, "hi", false), 1002},
+      {"invalid UTF-8 (8.1)", frame(0x81, "\xC0\xAF"), 1007},
+      {"126-byte ping (5.5)", frame(0x89, std::string(126, 'p')), 1002},
+      {"fragmented ping (5.5)", frame(0x09, "p"), 1002},
+      {"unknown opcode 0x3 (5.2)", frame(0x83, "x"), 1002},
+      {"unknown opcode 0xB (5.2)", frame(0x8B, "x"), 1002},
+      {"close code 1005 (7.4.1)", frame(0x88, std::string("\x03\xED", 2)), 1002},
+      {"close code 999 (7.4.1)", frame(0x88, std::string("\x03\xE7", 2)), 1002},
+      {"RSV1 without extension (5.2)", frame(0xC1, "x"), 1002},
+      {"continuation without start (5.4)", frame(0x80, "x"), 1002},
+  };
+}
+
+// Acceptance 4: every violation gets the RFC's close code, and a healthy connection on the same
+// server keeps working throughout.
+TEST(Rfc6455_7_1_7, ViolationsGetTheRightCloseCodeAndOthersKeepWorking) {
+  EchoServer s;
+  RawPeer healthy(s.port());
+  ASSERT_TRUE(healthy.upgrade());
+  for (const auto& v : violations()) {
+    SCOPED_TRACE(v.name);
+    RawPeer bad(s.port());
+    ASSERT_TRUE(bad.upgrade());
+    bad.write(v.bytes);
+    uint8_t op = 0;
+    std::string payload;
+    ASSERT_TRUE(bad.read_frame(op, payload));
+    EXPECT_EQ(op, 0x8);
+    EXPECT_EQ(close_code_of(payload), v.expected_code);
+    EXPECT_TRUE(bad.wait_eof());  // §7.1.7: the server drops the TCP connection after failing
+    healthy.write(frame(0x81, v.name));
+    ASSERT_TRUE(healthy.read_frame(op, payload));
+    EXPECT_EQ(payload, v.name);
+  }
+}
+
+TEST(Rfc6455_5_5_1, CloseIsEchoedAndServerClosesTcp) {
+  EchoServer s;
+  RawPeer p(s.port());
+  ASSERT_TRUE(p.upgrade());
+  p.write(frame(0x88, std::string("\x0F\xA0" "bye", 5)));  // 4000 "bye"
+  uint8_t op;
+  std::string payload;
+  ASSERT_TRUE(p.read_frame(op, payload));
+  EXPECT_EQ(op, 0x8);
+  EXPECT_EQ(close_code_of(payload), 4000);
+  EXPECT_TRUE(p.wait_eof());
+}
+
+TEST(Server, HealthzAndPlainGetAndBadVersion) {
+  EchoServer s;
+  {
+    RawPeer p(s.port());
+    p.write("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+    EXPECT_TRUE(p.read_http_head().starts_with("HTTP/1.1 200"));
+  }
+  {
+    RawPeer p(s.port());
+    p.write("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    EXPECT_TRUE(p.read_http_head().starts_with("HTTP/1.1 426"));
+  }
+  {
+    RawPeer p(s.port());
+    p.write("GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 8\r\n\r\n");
+    std::string head = p.read_http_head();
+    EXPECT_TRUE(head.starts_with("HTTP/1.1 426")) << head;
+    EXPECT_NE(head.find("Sec-WebSocket-Version: 13"), std::string::npos) << head;
+  }
+  {
+    RawPeer p(s.port());
+    p.write("GET /" + std::string(20000, 'a') + " HTTP/1.1\r\n");
+    EXPECT_TRUE(p.read_http_head().starts_with("HTTP/1.1 431"));
+  }
+}
+
+TEST(Server, ClientApiEchoAndCleanClose) {
+  EchoServer s;
+  tether::ClientOptions o;
+  o.url = "ws://127.0.0.1:" + std::to_string(s.port()) + "/chat";
+  tether::Client c(o);
+  std::vector<std::string> got;
+  tether::CloseInfo closed;
+  c.on_open([&] {
+    c.send("one");
+    c.send(std::string(70000, 'b'), MessageType::binary);
+  });
+  c.on_message([&](std::string_view d, MessageType) {
+    got.emplace_back(d);
+    if (got.size() == 2) c.close(1000, "done");
+  });
+  c.on_close([&](const tether::CloseInfo& i) { closed = i; });
+  c.connect();
+  c.run();
+  ASSERT_EQ(got.size(), 2u);
+  EXPECT_EQ(got[0], "one");
+  EXPECT_EQ(got[1], std::string(70000, 'b'));
+  EXPECT_EQ(closed.code, 1000);
+  EXPECT_TRUE(closed.was_clean);
+  EXPECT_EQ(closed.cause, tether::Cause::local_close);
+}
+
+TEST(Server, ClientQueuesSendsBeforeOpen) {
+  EchoServer s;
+  tether::ClientOptions o;
+  o.url = "ws://127.0.0.1:" + std::to_string(s.port()) + "/";
+  tether::Client c(o);
+  std::vector<std::string> got;
+  c.send("queued-1");
+  c.send("queued-2");
+  c.on_message([&](std::string_view d, MessageType) {
+    got.emplace_back(d);
+    if (got.size() == 2) c.close();
+  });
+  c.connect();
+  c.run();
+  ASSERT_EQ(got.size(), 2u);
+  EXPECT_EQ(got[0], "queued-1");
+  EXPECT_EQ(got[1], "queued-2");
+}
+
+TEST(Server, ConnectFailedIsReported) {
+  // Find a port with nothing listening: bind, read it, close.
+  uint16_t port;
+  {
+    EchoServer s;
+    port = s.port();
+  }
+  tether::ClientOptions o;
+  o.url = "ws://127.0.0.1:" + std::to_string(port) + "/";
+  tether::Client c(o);
+  tether::CloseInfo closed;
+  c.on_close([&](const tether::CloseInfo& i) { closed = i; });
+  c.connect();
+  c.run();
+  EXPECT_EQ(closed.code, 1006);
+  EXPECT_EQ(closed.cause, tether::Cause::connect_failed);
+}
+
+TEST(Server, GracefulStopSends1001ToEveryClient) {
+  EchoServer s(2);
+  std::vector<std::unique_ptr<RawPeer>> peers;
+  for (int i = 0; i < 8; ++i) {
+    peers.push_back(std::make_unique<RawPeer>(s.port()));
+    ASSERT_TRUE(peers.back()->upgrade());
+  }
+  std::thread stopper([&] { s.stop(); });
+  for (auto& p : peers) {
+    uint8_t op;
+    std::string payload;
+    ASSERT_TRUE(p->read_frame(op, payload));
+    EXPECT_EQ(op, 0x8);
+    EXPECT_EQ(close_code_of(payload), 1001);
+    p->write(frame(0x88, payload));  // complete the handshake
+    EXPECT_TRUE(p->wait_eof());
+  }
+  stopper.join();
+  EXPECT_EQ(s.closes.load(), 8);
+}
+
+TEST(Server, GracefulStopIsBoundedWhenClientsDoNotAnswer) {
+  EchoServer s(1, 200);
+  RawPeer p(s.port());
+  ASSERT_TRUE(p.upgrade());
+  auto t0 = std::chrono::steady_clock::now();
+  s.stop();  // the peer never answers the close: dropped after shutdown_timeout (200 ms)
+  auto took = std::chrono::steady_clock::now() - t0;
+  EXPECT_GE(took, std::chrono::milliseconds(200));
+  EXPECT_LT(took, std::chrono::seconds(3));
+  EXPECT_EQ(s.closes.load(), 1);
+}
+
+TEST(Server, ManyConnectionsOnTwoLoops) {
+  EchoServer s(2);
+  tether::Loop loop;
+  constexpr int kClients = 64;
+  std::vector<std::unique_ptr<tether::Client>> clients;
+  std::atomic<int> echoed{0}, closed{0};
+  for (int i = 0; i < kClients; ++i) {
+    tether::ClientOptions o;
+    o.url = "ws://127.0.0.1:" + std::to_string(s.port()) + "/";
+    auto c = std::make_unique<tether::Client>(loop, o);
+    auto* cp = c.get();
+    c->on_open([cp, i] { cp->send("msg " + std::to_string(i)); });
+    c->on_message([cp, i, &echoed](std::string_view d, MessageType) {
+      if (d == "msg " + std::to_string(i)) echoed.fetch_add(1);
+      cp->close();
+    });
+    c->on_close([&](const tether::CloseInfo&) {
+      if (closed.fetch_add(1) + 1 == kClients) loop.stop();
+    });
+    clients.push_back(std::move(c));
+  }
+  for (auto& c : clients) c->connect();
+  std::thread guard([&] {
+    // Bound the test: stop the loop after 10 s whatever happens.
+    for (int i = 0; i < 1000 && closed.load() < kClients; ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    loop.stop();
+  });
+  loop.run();
+  guard.join();
+  EXPECT_EQ(echoed.load(), kClients);
+  EXPECT_EQ(closed.load(), kClients);
+}
+
+}  // namespace
