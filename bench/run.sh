@@ -63,8 +63,24 @@ cd "$repo"
 
 TETHER_BIN=${TETHER_BIN:-build/tether}
 BEAST_BIN=${BEAST_BIN:-build/bench/beast_echo}
-read -r -a tether_server <<<"${TETHER_SERVER_CMD:-$TETHER_BIN serve --host 127.0.0.1 --port 0 --mode echo --threads 1}"
-read -r -a beast_server <<<"${BEAST_SERVER_CMD:-$BEAST_BIN 0}"
+boost=$(awk '/^#define BOOST_LIB_VERSION/ { gsub(/"/, "", $3); gsub(/_/, ".", $3); print $3 }' \
+  /usr/include/boost/version.hpp 2>/dev/null || true)
+
+# ---- the servers, in run order. tether comes first; the report's ratio rows
+# are tether against each of the others. To add a peer: one entry per map.
+servers=(tether beast)
+declare -A server_cmdline=(
+  [tether]="${TETHER_SERVER_CMD:-$TETHER_BIN serve --host 127.0.0.1 --port 0 --mode echo --threads 1}"
+  [beast]="${BEAST_SERVER_CMD:-$BEAST_BIN 0}"
+)
+declare -A server_label=(
+  [tether]="tether"
+  [beast]="Boost.Beast ${boost:-}"
+)
+declare -A server_hint=(
+  [tether]="build it: cmake -S . -B build && cmake --build build"
+  [beast]="build it: cmake -S . -B build -DTETHER_BUILD_BENCH=ON && cmake --build build"
+)
 read -r -a bench_cmd <<<"${TETHER_BENCH_CMD:-$TETHER_BIN bench}"
 overridden=""   # named in the report, which then is not the standard comparison
 [[ $TETHER_BIN != build/tether ]] && overridden+="TETHER_BIN "
@@ -76,8 +92,10 @@ done
 need_exe() {
   command -v "$1" >/dev/null 2>&1 || [[ -x $1 ]] || die "$2: '$1' not found or not executable${3:+ ($3)}"
 }
-need_exe "${tether_server[0]}" "tether server" "build it: cmake -S . -B build && cmake --build build"
-need_exe "${beast_server[0]}" "Beast peer" "build it: cmake -S . -B build -DTETHER_BUILD_BENCH=ON && cmake --build build"
+for name in "${servers[@]}"; do
+  read -r -a cmd <<<"${server_cmdline[$name]}"
+  need_exe "${cmd[0]}" "$name server" "${server_hint[$name]:-}"
+done
 need_exe "${bench_cmd[0]}" "load generator"
 need_exe "$PY" "python3"
 need_exe timeout "coreutils timeout"
@@ -203,14 +221,31 @@ stop_server() {
   return 0
 }
 
+# ---- is the machine quiet? Other load (a build, a browser) skews every figure.
+busy_pct=$("$PY" - <<'EOF2'
+import time
+def sample():
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    idle = v[3] + (v[4] if len(v) > 4 else 0)   # idle + iowait
+    return sum(v[:8]), idle
+t0, i0 = sample(); time.sleep(1); t1, i1 = sample()
+print(round(100 * (1 - (i1 - i0) / max(1, t1 - t0))))
+EOF2
+)
+if [[ $busy_pct -gt 10 ]]; then
+  busy_note="NOT idle: ${busy_pct}% of all CPU time was busy in the second before the runs (other load skews the figures)"
+  log "WARNING: machine is $busy_note"
+else
+  busy_note="idle (${busy_pct}% busy in the second before the runs)"
+fi
+
 results="$work/results.tsv"
 : >"$results"
-servers=(tether beast)
-
 log "$rounds round(s) x ${#servers[@]} servers x ${duration}s; $connections connections, ${size}-byte binary messages, pipeline $pipeline; $pin_note"
 for ((round = 1; round <= rounds; round++)); do
   for name in "${servers[@]}"; do
-    if [[ $name == tether ]]; then cmd=("${tether_server[@]}"); else cmd=("${beast_server[@]}"); fi
+    read -r -a cmd <<<"${server_cmdline[$name]}"
     start_server "$name" "$round" "${cmd[@]}"
     log "round $round/$rounds: $name at $server_url (pid $server_pid)"
 
@@ -281,11 +316,11 @@ grep -qw hypervisor /proc/cpuinfo && cpu_model+=" (virtual machine: the hypervis
 online=$(nproc --all 2>/dev/null || getconf _NPROCESSORS_ONLN)
 usable=$(nproc)
 gxx=$(g++ --version 2>/dev/null | head -n1 || echo unknown)
-boost=$(awk '/^#define BOOST_LIB_VERSION/ { gsub(/"/, "", $3); gsub(/_/, ".", $3); print $3 }' /usr/include/boost/version.hpp 2>/dev/null || true)
 commit=$(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo "none yet")
 [[ -n $(git -C "$repo" status --porcelain 2>/dev/null | head -n1) ]] && commit+=" (working tree has uncommitted changes)"
 governor=$(cat /sys/devices/system/cpu/cpu0/cpufreq/scaling_governor 2>/dev/null || echo "n/a")
 kernel=$(uname -sr)
+build_type=$(sed -n 's/^CMAKE_BUILD_TYPE:[A-Z]*=//p' build/CMakeCache.txt 2>/dev/null | head -n1)
 today=$(date -u '+%Y-%m-%d %H:%M UTC')
 
 export BENCH_ROUNDS=$rounds BENCH_DURATION=$duration BENCH_CONNECTIONS=$connections \
@@ -294,8 +329,12 @@ export BENCH_ROUNDS=$rounds BENCH_DURATION=$duration BENCH_CONNECTIONS=$connecti
   BENCH_CPU_MODEL=$cpu_model BENCH_ONLINE=$online BENCH_USABLE=$usable BENCH_KERNEL=$kernel \
   BENCH_GXX=$gxx BENCH_BOOST=${boost:-unknown} BENCH_COMMIT=$commit BENCH_GOVERNOR=$governor \
   BENCH_DATE=$today BENCH_OVERRIDDEN=$overridden \
-  BENCH_TETHER_SERVER="${tether_server[*]}" BENCH_BEAST_SERVER="${beast_server[*]}" \
-  BENCH_CLIENT="${bench_cmd[*]}" BENCH_CLK_TCK=$clk_tck BENCH_SETTLE=$SETTLE_S
+  BENCH_SERVERS="${servers[*]}" \
+  BENCH_CLIENT="${bench_cmd[*]}" BENCH_CLK_TCK=$clk_tck BENCH_SETTLE=$SETTLE_S BENCH_BUSY=$busy_note \
+  BENCH_BUILD_TYPE=${build_type:-unknown}
+for name in "${servers[@]}"; do
+  export "BENCH_LABEL_$name=${server_label[$name]:-$name}" "BENCH_CMD_$name=${server_cmdline[$name]}"
+done
 "$PY" - "$results" "$out" <<'EOF'
 import math, os, statistics, sys
 
@@ -313,7 +352,8 @@ with open(results) as f:
         r["cpu_util"] = r["cpu_s"] / r["wall_s"] if r["wall_s"] > 0 else math.nan
         rows.append(r)
 
-LABEL = {"tether": "tether", "beast": f"Boost.Beast {E['BENCH_BOOST']}"}
+SERVERS = E["BENCH_SERVERS"].split()
+LABEL = {s: E.get(f"BENCH_LABEL_{s}", s).strip() or s for s in SERVERS}
 METRICS = [  # key, header, format, better
     ("msgs_per_sec", "msgs/s", "{:,.0f}", "higher"),
     ("p50_us", "p50 µs", "{:,.1f}", "lower"),
@@ -333,25 +373,28 @@ def median(server, key):
 def table_row(cells):
     return "| " + " | ".join(cells) + " |"
 
-med = {s: {k: median(s, k) for k, *_ in METRICS} for s in ("tether", "beast")}
+med = {s: {k: median(s, k) for k, *_ in METRICS} for s in SERVERS}
 lines = [table_row(["server"] + [h for _, h, _, _ in METRICS]),
          table_row(["---"] + ["---:"] * len(METRICS))]
-for s in ("tether", "beast"):
+for s in SERVERS:
     lines.append(table_row([LABEL[s]] + [fmt(f, med[s][k]) for k, _, f, _ in METRICS]))
-ratio = []
-for k, _, _, better in METRICS:
-    a, b = med["tether"][k], med["beast"][k]
-    if better == "-" or math.isnan(a) or math.isnan(b) or b == 0:
-        ratio.append("n/a" if better != "-" else "")
-    else:
-        ratio.append(f"{a / b:.2f}×")
-lines.append(table_row(["**tether / Beast**"] + [f"**{x}**" if x not in ("", "n/a") else x for x in ratio]))
+for peer in SERVERS[1:]:
+    ratio = []
+    for k, _, _, better in METRICS:
+        a, b = med[SERVERS[0]][k], med[peer][k]
+        if better == "-":
+            ratio.append("")
+        elif math.isnan(a) or math.isnan(b) or b == 0:
+            ratio.append("n/a")
+        else:
+            ratio.append(f"**{a / b:.2f}×**")
+    lines.append(table_row([f"**{LABEL[SERVERS[0]]} / {LABEL[peer].split()[0]}**"] + ratio))
 summary = "\n".join(lines)
 
 raw = [table_row(["round", "server", "msgs/s", "messages", "p50 µs", "p99 µs", "p99.9 µs",
                   "server CPU s", "server CPU µs/msg", "server CPU use"]),
        table_row(["---:", "---"] + ["---:"] * 8)]
-for r in sorted(rows, key=lambda r: (r["round"], r["server"] != "tether")):
+for r in sorted(rows, key=lambda r: (r["round"], SERVERS.index(r["server"]))):
     raw.append(table_row([str(r["round"]), LABEL[r["server"]], fmt("{:,.0f}", r["msgs_per_sec"]),
                           fmt("{:,.0f}", r["messages"]), fmt("{:,.1f}", r["p50_us"]),
                           fmt("{:,.1f}", r["p99_us"]), fmt("{:,.1f}", r["p999_us"]),
@@ -359,16 +402,26 @@ for r in sorted(rows, key=lambda r: (r["round"], r["server"] != "tether")):
                           fmt("{:.0%}", r["cpu_util"])]))
 raw_table = "\n".join(raw)
 
+unsaturated = [LABEL[s] for s in SERVERS if not math.isnan(med[s]["cpu_util"]) and med[s]["cpu_util"] < 0.9]
+saturation_note = ""
+if unsaturated:
+    who = (f"{unsaturated[0]} used" if len(unsaturated) == 1
+           else f"{' and '.join(unsaturated)} each used")
+    saturation_note = (f"\n> **Caution:** {who} under 90% of its core, so the "
+                       "server was not the only limit: the load generator, the kernel's loopback work, "
+                       "or other load on the machine capped the throughput. Compare CPU µs/msg rather "
+                       "than msgs/s, or rerun on a quiet machine.\n")
+
 n = int(E["BENCH_ROUNDS"])
 params = (f"{E['BENCH_CONNECTIONS']} connections, {E['BENCH_SIZE']}-byte binary messages, "
           f"{E['BENCH_PIPELINE']} in flight per connection, {E['BENCH_DURATION']} s per run, "
           f"median of {n} round{'s' if n != 1 else ''}")
-how_to_read = ("Ratio row: tether's median divided by Beast's. For msgs/s above 1× means tether "
+how_to_read = ("Ratio rows: tether's median divided by the peer's. For msgs/s above 1× means tether "
                "is faster; for latency and CPU µs/msg below 1× means tether is better.")
 
-print(f"\n{params}; {E['BENCH_PIN_NOTE']}.\n")
+print(f"\n{params}; {E['BENCH_PIN_NOTE']}; machine {E['BENCH_BUSY']}.\n")
 print(summary)
-print(f"\n{how_to_read}\n\nPer run:\n")
+print(f"\n{how_to_read}\n{saturation_note}\nPer run:\n")
 print(raw_table)
 if E["BENCH_OVERRIDDEN"].strip():
     print(f"\nNOTE: run with overrides ({E['BENCH_OVERRIDDEN'].strip()}): not the standard comparison.")
@@ -388,6 +441,7 @@ for flag, key, default in (("--connections", "BENCH_CONNECTIONS", "100"), ("--si
     if E[key] != default:
         run_args += f" {flag} {E[key]}"
 
+server_cmds = "\n".join(sp + E[f"BENCH_CMD_{s}"] + f"    # {LABEL[s]}" for s in SERVERS)
 override_note = ""
 if E["BENCH_OVERRIDDEN"].strip():
     override_note = (f"\n> **Note:** these figures were produced with overridden commands "
@@ -401,13 +455,13 @@ against a Boost.Beast echo server (`bench/peers/beast_echo.cpp`), both driven by
 {override_note}
 ## Results
 
-{params}; {E['BENCH_PIN_NOTE']}.
+{params}; {E['BENCH_PIN_NOTE']}; machine {E['BENCH_BUSY']}.
 
 {summary}
 
 {how_to_read} "Server CPU use" is the server's CPU time over the run's wall time
 (100% means its one core was saturated).
-
+{saturation_note}
 Per run:
 
 {raw_table}
@@ -415,6 +469,7 @@ Per run:
 ## Machine
 
 - CPU: {E['BENCH_CPU_MODEL']}; {E['BENCH_ONLINE']} CPUs online, {E['BENCH_USABLE']} usable by the benchmark; frequency governor: {E['BENCH_GOVERNOR']}
+- Load: machine {E['BENCH_BUSY']}
 - Kernel: {E['BENCH_KERNEL']}
 - Compiler: {E['BENCH_GXX']}
 - Boost: {E['BENCH_BOOST']} (header-only Beast and Asio)
@@ -430,15 +485,14 @@ make bench          # configures with -DTETHER_BUILD_BENCH=ON, builds, runs benc
 or step by step, from the repo root:
 
 ```sh
-cmake -S . -B build -DTETHER_BUILD_BENCH=ON && cmake --build build -j
+cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DTETHER_BUILD_BENCH=ON && cmake --build build -j
 bench/run.sh {run_args} --out docs/bench.md
 ```
 
 One run by hand (read PORT from the server's first line, `listening ws://127.0.0.1:PORT`):
 
 ```sh
-{sp}{E['BENCH_TETHER_SERVER']}
-{sp}{E['BENCH_BEAST_SERVER']}
+{server_cmds}
 {client}
 ```
 
@@ -448,7 +502,7 @@ One run by hand (read PORT from the server's first line, `listening ws://127.0.0
   binary messages of {E['BENCH_SIZE']} bytes in flight and sends a new one only when an echo
   comes back, so throughput is what the server sustains, and latency is the full round trip
   seen by the client, queueing included (no coordinated-omission correction).
-- **Pinned cores.** {E['BENCH_PIN_NOTE'][0].upper() + E['BENCH_PIN_NOTE'][1:]}. Both servers run
+- **CPU placement.** {E['BENCH_PIN_NOTE'][0].upper() + E['BENCH_PIN_NOTE'][1:]}. Both servers run
   one event-loop thread (`--threads 1` for tether; Beast's peer is single-threaded), so the figures
   compare per-core efficiency.
 - **Server CPU.** utime + stime of the server process (all threads) from `/proc/PID/stat`, read just
@@ -459,8 +513,15 @@ One run by hand (read PORT from the server's first line, `listening ws://127.0.0
   with a {E['BENCH_SETTLE']} s pause between runs; the table shows the median
   over {n} round{'s' if n != 1 else ''} of each figure independently. Interleaving spreads slow
   drift (thermal, noisy neighbours) over both servers instead of one.
+- **Build.** Same compiler for both; tether as configured in `build/` (CMAKE_BUILD_TYPE
+  {E['BENCH_BUILD_TYPE']}; Release means -O3 -DNDEBUG), the Beast peer at -O3 -DNDEBUG
+  (`bench/CMakeLists.txt`).
 - **Same wire.** No compression (permessage-deflate off on both), TCP_NODELAY on both, loopback
   TCP on 127.0.0.1, plain `ws://`.
+- **What differs.** The Beast peer is the idiomatic echo: one `async_write`, hence one `sendmsg`,
+  per message. A server that gathers the replies to several pipelined messages into one send
+  spends far fewer syscalls per message; with `--pipeline 1` that advantage mostly disappears
+  and the figures compare per-message framing and dispatch cost instead.
 """
 os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
 with open(out, "w") as f:

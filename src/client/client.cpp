@@ -67,6 +67,12 @@ struct Client::Impl final : loop::IoHandler, protocol::Handler {
     if (auto e = loop.add(fd, kReadEvents | EPOLLOUT, this)) {
       return end({1006, "epoll: " + e.message(), false, Cause::connect_failed});
     }
+    // Header injection guard: option strings go into the request verbatim.
+    auto bad = [](std::string_view v) { return v.find_first_of("\r\n") != std::string_view::npos; };
+    bool injected = bad(opts.origin);
+    for (auto& [k, v] : opts.headers) injected = injected || bad(k) || bad(v) || k.empty();
+    for (auto& p : opts.subprotocols) injected = injected || bad(p) || p.empty();
+    if (injected) return end({1006, "CR/LF or empty name in client handshake options", false, Cause::connect_failed});
     protocol::ConnectionConfig cfg;
     cfg.role = protocol::Role::client;
     cfg.max_frame = opts.max_frame;

@@ -16,7 +16,7 @@ std::string WsUrl::host_header() const {
   } else {
     h = host;
   }
-  if (port != (secure ? 443 : 80)) h += ":" + std::to_string(port);
+  if (port != (secure ? 443 : 80)) h.append(":").append(std::to_string(port));
   return h;
 }
 
@@ -45,7 +45,15 @@ std::optional<WsUrl> parse_ws_url(std::string_view url, std::string& error) {
   auto path_at = rest.find_first_of("/?");
   std::string_view authority = rest.substr(0, path_at);
   std::string_view target = path_at == std::string_view::npos ? "/" : rest.substr(path_at);
-  u.target = target.front() == '?' ? "/" + std::string(target) : std::string(target);
+  if (target.front() == '?') u.target.push_back('/');
+  u.target.append(target);
+  // CR, LF or spaces in the URL would let it inject header lines into the request (RFC 9112 §3.2).
+  for (char c : url) {
+    if (static_cast<unsigned char>(c) <= 0x20 || c == 0x7F) {
+      error = "URL contains a space or control character";
+      return std::nullopt;
+    }
+  }
   if (auto at = authority.rfind('@'); at != std::string_view::npos) authority = authority.substr(at + 1);
   std::string_view port_text;
   if (!authority.empty() && authority.front() == '[') {

@@ -38,7 +38,7 @@ struct EventLoop::Impl {
   const ClockSource* clock;
   int epoll_fd = -1;
   int wake_fd = -1;
-  uint32_t next_gen = 1;  // 0 is reserved for the wake eventfd
+  uint32_t next_gen = 1;           // 0 is reserved for the wake eventfd
   std::vector<Registration> regs;  // indexed by fd
   std::vector<epoll_event> events = std::vector<epoll_event>(kMaxEvents);
   std::vector<std::function<void()>> deferred;
@@ -84,22 +84,24 @@ struct EventLoop::Impl {
     [[maybe_unused]] const auto n = ::read(wake_fd, &value, sizeof value);
   }
 
-  void run_posted() {
+  std::size_t run_posted() {
     std::vector<std::function<void()>> batch;
     {
       std::lock_guard lock(post_mu);
       batch.swap(posted);
     }
     for (auto& fn : batch) fn();
+    return batch.size();
   }
 
   // Runs the callbacks queued so far; ones they queue wait for the next pass so a callback that
   // defers itself cannot starve I/O.
-  void run_deferred() {
-    if (deferred.empty()) return;
+  std::size_t run_deferred() {
+    if (deferred.empty()) return 0;
     std::vector<std::function<void()>> batch;
     batch.swap(deferred);
     for (auto& fn : batch) fn();
+    return batch.size();
   }
 
   Registration* find(int fd) {
@@ -125,8 +127,8 @@ std::error_code EventLoop::add(int fd, uint32_t events, IoHandler* h) {
   ev.data.u64 = pack(fd, gen);
   if (epoll_ctl(impl_->epoll_fd, EPOLL_CTL_ADD, fd, &ev) != 0) return last_error();
   if (static_cast<std::size_t>(fd) >= impl_->regs.size()) {
-    impl_->regs.resize(std::max<std::size_t>(static_cast<std::size_t>(fd) + 1,
-                                             impl_->regs.size() * 2));
+    impl_->regs.resize(
+        std::max<std::size_t>(static_cast<std::size_t>(fd) + 1, impl_->regs.size() * 2));
   }
   impl_->regs[fd] = {h, gen};
   return {};
@@ -174,12 +176,14 @@ void EventLoop::run_once(int max_wait_ms) {
   im.owner.store(std::this_thread::get_id(), std::memory_order_relaxed);
 
   update_time();
-  wheel_.advance(now_);
-  im.run_posted();
-  im.run_deferred();
+  std::size_t progress = wheel_.advance(now_);
+  progress += im.run_posted();
+  progress += im.run_deferred();
 
   int timeout = max_wait_ms;
-  if (stopped() || !im.deferred.empty()) {
+  // Block only if steps 2-3 ran nothing: a caller looping on run_once(-1) must get control back
+  // to re-check whatever a timer or task may have changed (e.g. closed its last fd).
+  if (progress > 0 || stopped() || !im.deferred.empty()) {
     timeout = 0;
   } else if (const TimePoint wake = wheel_.next_wakeup(); wake != TimePoint::max()) {
     int timer_ms = 0;

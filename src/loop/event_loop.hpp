@@ -49,9 +49,12 @@ class EventLoop {
   // Loop thread only: run `fn` at the end of this iteration (after all I/O handlers).
   void defer(std::function<void()> fn);
 
-  void run();          // until stop()
-  void run_once(int max_wait_ms);  // one iteration; -1 waits for the next event/timer
-  void stop();         // thread-safe
+  void run();  // until stop()
+  // One iteration; -1 waits for the next event/timer. Step 4 does not block (timeout 0) when
+  // steps 2-3 fired a timer or ran a task, so callers looping on run_once(-1) regain control
+  // after every callback. A timer falling due during the wait fires at step 2 of the NEXT call.
+  void run_once(int max_wait_ms);
+  void stop();  // thread-safe; sticky: run() returns at once if called after stop()
   bool stopped() const { return stop_.load(std::memory_order_relaxed); }
   bool in_loop_thread() const;
 

@@ -9,6 +9,7 @@
 
 #include <cerrno>
 #include <memory>
+#include <vector>
 
 namespace tether::loop {
 
@@ -65,7 +66,9 @@ std::string format_address(const sockaddr_storage& ss) {
   if (ss.ss_family == AF_INET6) {
     const auto& sin6 = reinterpret_cast<const sockaddr_in6&>(ss);
     inet_ntop(AF_INET6, &sin6.sin6_addr, ip, sizeof ip);
-    return "[" + std::string(ip) + "]:" + std::to_string(ntohs(sin6.sin6_port));
+    std::string out = "[";
+    out.append(ip).append("]:").append(std::to_string(ntohs(sin6.sin6_port)));
+    return out;
   }
   return {};
 }
@@ -78,8 +81,8 @@ int listen_tcp(const ListenOptions& opts, std::error_code& ec) {
   if (!res) return -1;
   ec = std::make_error_code(std::errc::address_not_available);
   for (const addrinfo* ai = res.get(); ai != nullptr; ai = ai->ai_next) {
-    const int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
-                          ai->ai_protocol);
+    const int fd =
+        socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol);
     if (fd < 0) {
       ec = last_error();
       continue;
@@ -123,10 +126,19 @@ int connect_tcp(const std::string& host, uint16_t port, std::error_code& ec) {
   if (!res) return -1;
   ec = std::make_error_code(std::errc::address_not_available);
   // Only an immediate failure moves on to the next address; once a connect is in progress the
-  // caller owns the outcome (connect_result after EPOLLOUT).
+  // caller owns the outcome (connect_result after EPOLLOUT). With no asynchronous fallback,
+  // IPv4 goes first: "localhost" often lists ::1 first while servers (ours by default) listen
+  // on 127.0.0.1.
+  std::vector<const addrinfo*> order;
   for (const addrinfo* ai = res.get(); ai != nullptr; ai = ai->ai_next) {
-    const int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
-                          ai->ai_protocol);
+    if (ai->ai_family == AF_INET) order.push_back(ai);
+  }
+  for (const addrinfo* ai = res.get(); ai != nullptr; ai = ai->ai_next) {
+    if (ai->ai_family != AF_INET) order.push_back(ai);
+  }
+  for (const addrinfo* ai : order) {
+    const int fd =
+        socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol);
     if (fd < 0) {
       ec = last_error();
       continue;

@@ -22,7 +22,8 @@ TimerWheel::TimerWheel(TimePoint start, Duration tick, std::size_t slots)
       slot_count_(std::max<std::size_t>(slots, 1)),
       tick_(std::max(tick, Duration(1))),
       origin_(start),
-      next_tick_(1),  // tick 0 is `start` itself, which is already "now": deadlines there are overdue
+      next_tick_(
+          1),  // tick 0 is `start` itself, which is already "now": deadlines there are overdue
       last_now_(start) {}
 
 TimerWheel::~TimerWheel() {
@@ -233,8 +234,8 @@ TimePoint TimerWheel::next_wakeup() const {
       if (e == k) break;
     }
   }
-  cached_wakeup_ = best == std::numeric_limits<uint64_t>::max() ? TimePoint::max()
-                                                                 : tick_time(best);
+  cached_wakeup_ =
+      best == std::numeric_limits<uint64_t>::max() ? TimePoint::max() : tick_time(best);
   cache_valid_ = true;
   return cached_wakeup_;
 }

@@ -381,9 +381,15 @@ TEST(TimerWheelWakeup, NeverLaterThanEarliestTimer) {
   for (int step = 0; step < 2000; ++step) {
     Timer& t = timers[rng() % kTimers];
     switch (rng() % 3) {
-      case 0: w.schedule(t, now + milliseconds(rng() % 2000)); break;
-      case 1: w.cancel(t); break;
-      default: now += milliseconds(rng() % 40); w.advance(now);
+      case 0:
+        w.schedule(t, now + milliseconds(rng() % 2000));
+        break;
+      case 1:
+        w.cancel(t);
+        break;
+      default:
+        now += milliseconds(rng() % 40);
+        w.advance(now);
     }
     TimePoint earliest = TimePoint::max();
     for (int i = 0; i < kTimers; ++i) {
