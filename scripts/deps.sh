@@ -12,6 +12,7 @@ pkgs=(
   clang-14 libclang-rt-14-dev                     # libFuzzer + ASan/UBSan for fuzz targets
   libboost1.74-dev                                # Boost.Beast echo peer for the benchmark
   util-linux procps                               # taskset (pinning), ps
+  chromium                                        # browser interop tests (driven by npm playwright-core)
 )
 
 missing=()
@@ -33,9 +34,42 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
 
-# npm peers for interop tests (Node `ws`), pinned by package-lock.json.
+# npm peers for interop tests (Node `ws`, playwright-core), pinned by package-lock.json.
+# `npm ci` runs only when a package the lock file pins is missing from node_modules or is at
+# another version, so a dependency added to package.json later gets installed too.
 here=$(cd "$(dirname "$0")/.." && pwd)
-if [ -f "$here/tests/interop/package.json" ] && [ ! -d "$here/tests/interop/node_modules/ws" ]; then
-  (cd "$here/tests/interop" && npm ci --no-audit --no-fund --silent)
+interop="$here/tests/interop"
+if [ -f "$interop/package.json" ] && ! node - "$interop" <<'JS'
+const fs = require('fs');
+const path = require('path');
+const dir = process.argv[2];
+const read = (file) => JSON.parse(fs.readFileSync(path.join(dir, file), 'utf8'));
+let pkg;
+let lock;
+try {
+  pkg = read('package.json');
+  lock = read('package-lock.json');
+} catch (err) {
+  process.exit(1); // let `npm ci` report it
+}
+const locked = lock.packages || {};
+// A dependency of package.json that the lock file lacks: `npm ci` will say they are out of sync.
+for (const name of Object.keys({ ...pkg.dependencies, ...pkg.devDependencies })) {
+  if (!locked[`node_modules/${name}`]) process.exit(1);
+}
+for (const [key, entry] of Object.entries(locked)) {
+  if (!key.startsWith('node_modules/')) continue; // '' is the project itself
+  if (entry.link) continue; // a symlinked workspace package has no version of its own here
+  let version = null;
+  try {
+    version = read(path.join(key, 'package.json')).version;
+  } catch (err) {
+    if (entry.optional) continue; // platform-specific optional packages may be absent
+  }
+  if (version !== entry.version) process.exit(1);
+}
+JS
+then
+  (cd "$interop" && npm ci --no-audit --no-fund --silent)
 fi
 exit 0
