@@ -8,6 +8,7 @@
 
 namespace tether::protocol {
 
+using codec::is_control;
 using codec::Opcode;
 
 void Handler::on_http_request(const HttpHead&, std::string& response) {
@@ -135,6 +136,13 @@ std::size_t Connection::receive_http(std::span<uint8_t> data) {
     subprotocol_ = std::move(res.subprotocol);
     path_ = head.target;
   } else {
+    if (!client_req_) {  // receive() before start_client(): bytes nobody asked for
+      state_ = State::closed;
+      rstate_ = ReadState::done;
+      close_transport_ = true;
+      finish({1006, "response received before the request was sent", false, Cause::handshake_failed});
+      return data.size();
+    }
     auto res = check_server_response(head, *client_req_);
     if (!res.ok) {
       state_ = State::closed;
@@ -263,7 +271,9 @@ void Connection::handle_control() {
   switch (header_.opcode) {
     case Opcode::ping:
       // §5.5.2: answer with a pong carrying the same application data (unless we closed).
-      if (state_ == State::open) write_frame(Opcode::pong, true, payload);
+      // §5.5.2: answer unless we already *received* a Close (which moves us to closed); having
+      // only sent one (closing) still requires the pong.
+      if (state_ == State::open || state_ == State::closing) write_frame(Opcode::pong, true, payload);
       handler_.on_ping(payload);
       return;
     case Opcode::pong:
@@ -306,7 +316,12 @@ void Connection::handle_control() {
 
 bool Connection::send(Opcode type, std::span<const uint8_t> payload, bool fin) {
   if (state_ != State::open) return false;
+  // Local misuse, not a peer fault: only data frames here (ping/pong/close have their own calls,
+  // §5.5), and fragments must follow §5.4: first text/binary, then continuations.
+  if (is_control(type)) return false;
+  if ((type == Opcode::continuation) != out_in_message_) return false;
   write_frame(type, fin, payload);
+  out_in_message_ = !fin;
   return true;
 }
 

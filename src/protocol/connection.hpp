@@ -109,6 +109,7 @@ class Connection {
   bool close_sent_ = false;
   bool finished_ = false;
   bool zero_copy_done_ = false;
+  bool out_in_message_ = false;  // we sent a non-final fragment (§5.4)
 
   // frame being read
   codec::FrameHeader header_;

@@ -663,6 +663,27 @@ TEST(Rfc6455_5_5_2, EveryPingAnsweredInOrder) {
   }
 }
 
+// §5.5.2: "Upon receipt of a Ping frame, an endpoint MUST send a Pong frame in response, unless
+// it already received a Close frame." Having *sent* a Close (state closing) is not an exception;
+// §5.5.1 only forbids data frames after our Close.
+TEST(Rfc6455_5_5_2, PingAnsweredAfterSendingClose) {
+  for (Role role : kRoles) {
+    SCOPED_TRACE(role_name(role));
+    Scenario s = scenario(role, cat({from_peer(role, kPing, "late ping"),
+                                     from_peer(role, kClose, close_body(1000))}));
+    s.before = [](Connection& c) { ASSERT_TRUE(c.close(1000)); };
+    Outcome o = run_chunked(s);
+    EXPECT_EQ(o.events, (std::vector<Event>{ev_ping(bytes("late ping")),
+                                            ev_close(1000, "", true, Cause::local_close)}));
+    auto frames = decode_frames(o.out);
+    EXPECT_EQ(frames.size(), 2u) << "expected our close, then a pong";
+    if (frames.size() != 2) continue;
+    EXPECT_EQ(frames[0].opcode, kClose);
+    EXPECT_EQ(frames[1].opcode, kPong);
+    EXPECT_EQ(frames[1].payload, bytes("late ping"));
+  }
+}
+
 TEST(Rfc6455_5_5_3, UnsolicitedPongIgnored) {
   for (Role role : kRoles) {
     SCOPED_TRACE(role_name(role));
@@ -1329,12 +1350,49 @@ TEST(ConnectionApi, ControlPayloadOver125Refused) {
   EXPECT_TRUE(l.conn->ping(std::span(p).first(125)));
 }
 
+TEST(ConnectionApi, OutputStreamSurvivesPartialConsumption) {
+  // The transport may write out() a little at a time while more frames are queued.
+  Live l(Role::server);
+  l.open();
+  Bytes want, got;
+  for (int i = 0; i < 200; ++i) {
+    const Bytes payload =
+        repeat_pattern(static_cast<std::size_t>(i * 37 % 300), static_cast<uint8_t>(i));
+    ASSERT_TRUE(l.conn->send(Opcode::binary, payload));
+    want = cat({want, unmasked(kBinary, payload)});
+    const std::size_t n =
+        std::min<std::size_t>(l.conn->out().size(), static_cast<std::size_t>(i * 53 % 401));
+    got.insert(got.end(), l.conn->out().data(), l.conn->out().data() + n);
+    l.conn->out().consume(n);
+  }
+  got = cat({got, l.take_out()});
+  EXPECT_EQ(got, want);
+}
+
 TEST(ConnectionApi, FragmentedSend) {
   Live l(Role::server);
   l.open();
   ASSERT_TRUE(l.conn->send(Opcode::text, Connection::as_bytes("Hel"), false));
   ASSERT_TRUE(l.conn->send(Opcode::continuation, Connection::as_bytes("lo"), true));
   EXPECT_EQ(l.take_out(), (Bytes{0x01, 0x03, 'H', 'e', 'l', 0x80, 0x02, 'l', 'o'}));
+}
+
+// Local misuse is refused (returns false, writes nothing) instead of putting an invalid frame
+// on the wire: control opcodes through send() (§5.5) and fragments out of order (§5.4).
+TEST(ConnectionApi, SendRefusesControlOpcodesAndOutOfOrderFragments) {
+  Live l(Role::server);
+  l.open();
+  EXPECT_FALSE(l.conn->send(Opcode::ping, Connection::as_bytes("p")));
+  EXPECT_FALSE(l.conn->send(Opcode::close, {}));
+  EXPECT_FALSE(l.conn->send(Opcode::continuation, Connection::as_bytes("x")));
+  EXPECT_TRUE(l.conn->out().empty());
+  ASSERT_TRUE(l.conn->send(Opcode::binary, Connection::as_bytes("a"), false));
+  EXPECT_FALSE(l.conn->send(Opcode::text, Connection::as_bytes("b")));  // message in progress
+  EXPECT_TRUE(l.conn->ping(Connection::as_bytes("ok")));  // control frames may interleave
+  EXPECT_TRUE(l.conn->send(Opcode::continuation, Connection::as_bytes("c"), true));
+  EXPECT_TRUE(l.conn->send(Opcode::text, Connection::as_bytes("d")));
+  EXPECT_EQ(l.take_out(), cat({unmasked(kBinary, "a", false), unmasked(kPing, "ok"),
+                               unmasked(kCont, "c"), unmasked(kText, "d")}));
 }
 
 TEST(ConnectionApi, FailSendsCodeAndTruncatesReasonOnUtf8Boundary) {
@@ -1382,14 +1440,14 @@ TEST(ConnectionReentrancy, EchoFromOnMessage) {
 
 TEST(ConnectionReentrancy, CloseFromOnMessage) {
   Scenario s = scenario(Role::server, cat({masked(kText, "bye"), masked(kText, "more"),
-                                           masked(kPing, "p"), masked(kClose, close_body(1000))}));
+                                           masked(kClose, close_body(1000))}));
   s.hook = [](Connection& c, const Event& e) {
     if (e == ev_text("bye")) {
       EXPECT_TRUE(c.close(1000, "bye"));
     }
   };
   Outcome o = run_chunked(s);
-  EXPECT_EQ(o.events, (std::vector<Event>{ev_text("bye"), ev_text("more"), ev_ping(bytes("p")),
+  EXPECT_EQ(o.events, (std::vector<Event>{ev_text("bye"), ev_text("more"),
                                           ev_close(1000, "", true, Cause::local_close)}));
   EXPECT_EQ(o.out, (Bytes{0x88, 0x05, 0x03, 0xe8, 'b', 'y', 'e'}));
 }
