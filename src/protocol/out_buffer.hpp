@@ -5,9 +5,35 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <memory>
+#include <new>
+#include <utility>
 #include <vector>
 
 namespace tether::protocol {
+
+namespace detail {
+// vector<uint8_t>::resize would zero every byte before the frame overwrites it; this allocator
+// default-initialises instead (no writes), which matters for large payloads.
+template <class T>
+struct NoInitAllocator : std::allocator<T> {
+  template <class U>
+  struct rebind {
+    using other = NoInitAllocator<U>;
+  };
+  NoInitAllocator() = default;
+  template <class U>
+  NoInitAllocator(const NoInitAllocator<U>&) noexcept {}
+  template <class U>
+  void construct(U* p) noexcept {
+    ::new (static_cast<void*>(p)) U;
+  }
+  template <class U, class... Args>
+  void construct(U* p, Args&&... args) {
+    ::new (static_cast<void*>(p)) U(std::forward<Args>(args)...);
+  }
+};
+}  // namespace detail
 
 class OutBuffer {
  public:
@@ -47,7 +73,7 @@ class OutBuffer {
     buf_.resize(buf_.size() - head_);
     head_ = 0;
   }
-  std::vector<uint8_t> buf_;
+  std::vector<uint8_t, detail::NoInitAllocator<uint8_t>> buf_;
   std::size_t head_ = 0;
 };
 
