@@ -70,6 +70,6 @@ for (const [key, entry] of Object.entries(locked)) {
 }
 JS
 then
-  (cd "$interop" && npm ci --no-audit --no-fund --silent)
+  (cd "$interop" && npm ci --no-audit --no-fund --loglevel=error)
 fi
 exit 0
