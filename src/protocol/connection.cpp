@@ -28,6 +28,7 @@ void Connection::start_client(ClientHandshakeRequest request) {
   path_ = client_req_->target;
   std::string req = make_client_request(*client_req_);
   out_.append(req.data(), req.size());
+  out_.mark_boundary();
 }
 
 void Connection::receive(std::span<uint8_t> data) {
@@ -125,6 +126,7 @@ std::size_t Connection::receive_http(std::span<uint8_t> data) {
       return data.size();
     }
     out_.append(res.response.data(), res.response.size());
+    out_.mark_boundary();
     if (res.kind == ServerHandshakeResult::Kind::reject) {
       state_ = State::closed;
       rstate_ = ReadState::done;
@@ -389,12 +391,19 @@ void Connection::write_frame(Opcode op, bool fin, std::span<const uint8_t> paylo
   h.payload_len = payload.size();
   if (h.masked) h.mask_key = rng_.next_u32();
   const std::size_t hs = codec::header_size(payload.size(), h.masked);
-  uint8_t* p = out_.extend(hs + payload.size());
+  // Under backpressure pings and pongs jump the queue (at a frame boundary, §5.4) so that
+  // liveness holds however much data waits; otherwise frames keep their order. Never ahead of
+  // our close frame, which must stay last (§5.5.1).
+  const bool priority = transport_blocked_ && (op == Opcode::ping || op == Opcode::pong) &&
+                        !out_.empty() && !close_sent_;
+  uint8_t control[codec::max_header_size + codec::max_control_payload];
+  uint8_t* p = priority ? control : out_.extend(hs + payload.size());
   codec::encode_header(h, p);
   if (!payload.empty()) {
     std::memcpy(p + hs, payload.data(), payload.size());
     if (h.masked) codec::apply_mask(p + hs, payload.size(), h.mask_key, 0);
   }
+  if (priority) out_.insert_priority(control, hs + payload.size());
 }
 
 void Connection::finish(const CloseInfo& info) {

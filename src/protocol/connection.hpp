@@ -75,6 +75,8 @@ class Connection {
   // Fails the connection ourselves (§7.1.7): sends a close with `code` and ends at once.
   void fail(uint16_t code, std::string_view reason, Cause cause);
 
+  // The transport could not write everything (EAGAIN): pings/pongs now go ahead of queued data.
+  void set_transport_blocked(bool blocked) { transport_blocked_ = blocked; }
   OutBuffer& out() { return out_; }
   const OutBuffer& out() const { return out_; }
   State state() const { return state_; }
@@ -109,7 +111,8 @@ class Connection {
   bool close_sent_ = false;
   bool finished_ = false;
   bool zero_copy_done_ = false;
-  bool out_in_message_ = false;  // we sent a non-final fragment (§5.4)
+  bool out_in_message_ = false;
+  bool transport_blocked_ = false;  // we sent a non-final fragment (§5.4)
 
   // frame being read
   codec::FrameHeader header_;

@@ -1,6 +1,12 @@
 // Bytes waiting to be written to the transport. One contiguous region with a read offset:
 // appends go to the back, the transport consumes from the front; memory is reused across
 // messages (no allocation per message in steady state) and trimmed when it grew large.
+//
+// Priority: a ping or pong must not wait behind megabytes of queued data, or a connection under
+// backpressure would be declared dead (RFC 6455 §5.4 lets control frames interleave). So the
+// buffer can insert a frame at the first frame boundary at or after the read offset. It finds
+// boundaries by walking the frame headers already in the buffer from one remembered frame start,
+// so normal appends cost nothing extra.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -9,6 +15,8 @@
 #include <new>
 #include <utility>
 #include <vector>
+
+#include "codec/frame.hpp"
 
 namespace tether::protocol {
 
@@ -46,6 +54,7 @@ class OutBuffer {
     if (head_ != 0 && head_ == buf_.size()) {
       buf_.clear();
       head_ = 0;
+      boundary_ = 0;
     } else if (head_ > 0 && head_ >= buf_.size() / 2) {
       compact();
     }
@@ -56,11 +65,22 @@ class OutBuffer {
   void append(const void* p, std::size_t n) {
     if (n) std::memcpy(extend(n), p, n);
   }
+  // The bytes so far are not frames (an HTTP head): boundaries start after them.
+  void mark_boundary() { boundary_ = buf_.size(); }
+  // Inserts a whole frame at the first frame boundary at or after the read offset.
+  void insert_priority(const uint8_t* p, std::size_t n) {
+    const std::size_t at = first_boundary();
+    const std::size_t old = buf_.size();
+    buf_.resize(old + n);
+    std::memmove(buf_.data() + at + n, buf_.data() + at, old - at);
+    std::memcpy(buf_.data() + at, p, n);
+  }
   void consume(std::size_t n) {
     head_ += n;
     if (head_ == buf_.size()) {
       buf_.clear();
       head_ = 0;
+      boundary_ = 0;
       // An idle connection should not keep a 16 MiB buffer from one big message.
       if (buf_.capacity() > kKeepCapacity) buf_.shrink_to_fit();
     }
@@ -69,12 +89,24 @@ class OutBuffer {
  private:
   static constexpr std::size_t kKeepCapacity = 64 * 1024;
   void compact() {
+    first_boundary();  // keep boundary_ pointing at a frame start that survives the move
     std::memmove(buf_.data(), buf_.data() + head_, buf_.size() - head_);
     buf_.resize(buf_.size() - head_);
+    boundary_ -= head_;
     head_ = 0;
+  }
+  std::size_t first_boundary() {
+    while (boundary_ < head_) {
+      codec::FrameHeader h;
+      std::size_t used = 0;
+      codec::parse_header({buf_.data() + boundary_, buf_.size() - boundary_}, h, used);
+      boundary_ += used + static_cast<std::size_t>(h.payload_len);
+    }
+    return boundary_;
   }
   std::vector<uint8_t, detail::NoInitAllocator<uint8_t>> buf_;
   std::size_t head_ = 0;
+  std::size_t boundary_ = 0;  // a frame start (or the end of non-frame bytes), walked lazily
 };
 
 }  // namespace tether::protocol

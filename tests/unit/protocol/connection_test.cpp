@@ -1478,3 +1478,91 @@ TEST(ConnectionReentrancy, FailFromOnPing) {
 
 }  // namespace
 }  // namespace tether_conn_test
+
+// ============================================================================================
+namespace tether_conn_test {
+namespace {
+
+// Control-frame priority under backpressure (liveness): a pong answering the peer's ping goes
+// out at the first frame boundary, ahead of queued application data, never inside a frame.
+
+Bytes take_n(Live& l, std::size_t n) {
+  Bytes b(l.conn->out().data(), l.conn->out().data() + n);
+  l.conn->out().consume(n);
+  return b;
+}
+
+TEST(ControlPriority, PongGoesAheadOfQueuedDataWhenBlocked) {
+  Live l(Role::server);
+  l.open();
+  const Bytes a = repeat_pattern(100000, 1), b = repeat_pattern(10, 2);
+  ASSERT_TRUE(l.conn->send(Opcode::binary, a));
+  ASSERT_TRUE(l.conn->send(Opcode::binary, b));
+  l.conn->set_transport_blocked(true);
+  l.feed(masked(kPing, "x"));
+  EXPECT_EQ(l.take_out(), cat({unmasked(kPong, "x"), unmasked(kBinary, a), unmasked(kBinary, b)}));
+}
+
+TEST(ControlPriority, PongWaitsForThePartlyWrittenFrameToEnd) {
+  Live l(Role::server);
+  l.open();
+  const Bytes a = repeat_pattern(100000, 1), b = repeat_pattern(10, 2);
+  ASSERT_TRUE(l.conn->send(Opcode::binary, a));
+  ASSERT_TRUE(l.conn->send(Opcode::binary, b));
+  const Bytes wire_a = unmasked(kBinary, a);
+  Bytes first = take_n(l, 1000);  // the socket took 1000 bytes of frame A, then EAGAIN
+  l.conn->set_transport_blocked(true);
+  l.feed(masked(kPing, "x"));
+  l.feed(masked(kPing, "y"));
+  Bytes rest = l.take_out();
+  EXPECT_EQ(cat({first, rest}), cat({wire_a, unmasked(kPong, "y"), unmasked(kPong, "x"),
+                                     unmasked(kBinary, b)}))
+      << "pongs must land at A's end; each new one at the same first boundary";
+}
+
+TEST(ControlPriority, BoundarySurvivesBufferCompaction) {
+  Live l(Role::server);
+  l.open();
+  const Bytes a = repeat_pattern(100000, 1), c = repeat_pattern(300, 3);
+  ASSERT_TRUE(l.conn->send(Opcode::binary, a));
+  Bytes first = take_n(l, 60000);  // past half: the next append compacts the buffer
+  ASSERT_TRUE(l.conn->send(Opcode::binary, c));
+  l.conn->set_transport_blocked(true);
+  l.feed(masked(kPing, "z"));
+  EXPECT_EQ(cat({first, l.take_out()}),
+            cat({unmasked(kBinary, a), unmasked(kPong, "z"), unmasked(kBinary, c)}));
+}
+
+TEST(ControlPriority, ClientPingJumpsQueueMasked) {
+  Live l(Role::client);
+  l.open();
+  const Bytes a = repeat_pattern(5000, 1);
+  ASSERT_TRUE(l.conn->send(Opcode::binary, a));
+  l.conn->set_transport_blocked(true);
+  ASSERT_TRUE(l.conn->ping(bytes("hb")));
+  auto frames = decode_frames(l.take_out());
+  ASSERT_EQ(frames.size(), 2u);
+  EXPECT_EQ(frames[0].opcode, kPing);
+  EXPECT_EQ(frames[0].payload, bytes("hb"));  // decode_frames unmasks
+  EXPECT_EQ(frames[1].payload, a);
+}
+
+TEST(ControlPriority, NoReorderingWhenNotBlockedOrAfterClose) {
+  Live l(Role::server);
+  l.open();
+  const Bytes a = repeat_pattern(1000, 1);
+  ASSERT_TRUE(l.conn->send(Opcode::binary, a));
+  l.feed(masked(kPing, "x"));  // not blocked: order kept
+  ASSERT_TRUE(l.conn->close(1000, ""));
+  l.conn->set_transport_blocked(true);
+  l.feed(masked(kPing, "y"));  // our close is queued: the pong must follow it, not precede it
+  auto frames = decode_frames(l.take_out());
+  ASSERT_EQ(frames.size(), 4u);
+  EXPECT_EQ(frames[0].opcode, kBinary);
+  EXPECT_EQ(frames[1].opcode, kPong);
+  EXPECT_EQ(frames[2].opcode, kClose);
+  EXPECT_EQ(frames[3].opcode, kPong);
+}
+
+}  // namespace
+}  // namespace tether_conn_test

@@ -1,0 +1,133 @@
+// Heartbeat and deadline logic on literal times: no clock, no sleeping.
+#include "liveness/liveness.hpp"
+
+#include <gtest/gtest.h>
+
+namespace {
+
+using namespace std::chrono_literals;
+using tether::liveness::Action;
+using tether::liveness::Config;
+using tether::liveness::Liveness;
+using tether::liveness::TimePoint;
+
+const TimePoint t0 = TimePoint{} + 100h;
+
+Config heartbeat(std::chrono::milliseconds interval, std::chrono::milliseconds timeout) {
+  Config c;
+  c.ping_interval = interval;
+  c.ping_timeout = timeout;
+  return c;
+}
+
+TEST(Heartbeat, PingAfterIntervalWithoutOutboundTraffic) {
+  Liveness l(heartbeat(1000ms, 1000ms), t0);
+  l.opened(t0);
+  EXPECT_EQ(l.next_deadline(), t0 + 1000ms);
+  EXPECT_EQ(l.check(t0 + 999ms), Action::none);
+  EXPECT_EQ(l.check(t0 + 1000ms), Action::send_ping);
+}
+
+TEST(Heartbeat, OutboundTrafficPostponesThePingButInboundDoesNot) {
+  Liveness l(heartbeat(1000ms, 1000ms), t0);
+  l.opened(t0);
+  // Only the peer talks: we must still ping on schedule so our direction is fed too.
+  l.received(t0 + 500ms);
+  l.received(t0 + 900ms);
+  EXPECT_EQ(l.check(t0 + 1000ms), Action::send_ping);
+  // We talk: the ping waits a full interval after our last send.
+  l.sent(t0 + 1000ms);
+  // Next: ping at 1000 + 1000 = 2000, death at 900 + 2000 = 2900.
+  EXPECT_EQ(l.next_deadline(), t0 + 2000ms);
+  EXPECT_EQ(l.check(t0 + 1999ms), Action::none);
+  EXPECT_EQ(l.check(t0 + 2000ms), Action::send_ping);
+}
+
+TEST(Heartbeat, DeathExactlyAtIntervalPlusTimeoutAfterLastReceive) {
+  Liveness l(heartbeat(1000ms, 1000ms), t0);
+  l.opened(t0);
+  for (auto t = t0 + 1000ms; t < t0 + 2000ms; t += 1000ms) {
+    ASSERT_EQ(l.check(t), Action::send_ping);
+    l.sent(t);
+  }
+  EXPECT_EQ(l.next_deadline(), t0 + 2000ms);
+  EXPECT_EQ(l.check(t0 + 2000ms - 1ns), Action::none);
+  EXPECT_EQ(l.check(t0 + 2000ms), Action::heartbeat_timeout);
+}
+
+TEST(Heartbeat, AnyInboundFrameCountsAsLife) {
+  Liveness l(heartbeat(1000ms, 1000ms), t0);
+  l.opened(t0);
+  l.sent(t0 + 1000ms);
+  l.received(t0 + 1500ms);  // a pong, a ping or data: all the same here
+  EXPECT_EQ(l.check(t0 + 2000ms), Action::send_ping);
+  l.sent(t0 + 2000ms);
+  EXPECT_EQ(l.check(t0 + 3000ms), Action::send_ping);
+  l.sent(t0 + 3000ms);
+  EXPECT_EQ(l.check(t0 + 3499ms), Action::none);
+  EXPECT_EQ(l.check(t0 + 3500ms), Action::heartbeat_timeout);  // 1500 + 1000 + 1000
+}
+
+TEST(Heartbeat, ZeroIntervalDisables) {
+  Liveness l(heartbeat(0ms, 1000ms), t0);
+  l.opened(t0);
+  EXPECT_EQ(l.next_deadline(), TimePoint::max());
+  EXPECT_EQ(l.check(t0 + 10h), Action::none);
+}
+
+TEST(Deadlines, HandshakeTimeout) {
+  Config c;
+  c.handshake_timeout = 10s;
+  Liveness l(c, t0);
+  EXPECT_EQ(l.next_deadline(), t0 + 10s);
+  EXPECT_EQ(l.check(t0 + 9999ms), Action::none);
+  EXPECT_EQ(l.check(t0 + 10s), Action::handshake_timeout);
+  l.opened(t0 + 1s);
+  EXPECT_EQ(l.check(t0 + 10s), Action::none);
+}
+
+TEST(Deadlines, IdleTimeoutCountsOnlyMessages) {
+  Config c = heartbeat(1000ms, 1000ms);
+  c.idle_timeout = 5s;
+  Liveness l(c, t0);
+  l.opened(t0);
+  for (auto t = t0 + 1s; t < t0 + 5s; t += 1s) {  // pings and pongs keep the heartbeat happy
+    l.sent(t);
+    l.received(t);
+  }
+  EXPECT_EQ(l.check(t0 + 5s), Action::idle_timeout);
+  l.message(t0 + 5s);
+  EXPECT_EQ(l.check(t0 + 5s), Action::send_ping);
+}
+
+TEST(Deadlines, CloseTimeoutAfterOurClose) {
+  Config c = heartbeat(25s, 20s);
+  c.close_timeout = 5s;
+  Liveness l(c, t0);
+  l.opened(t0);
+  l.closing(t0 + 1s);
+  EXPECT_EQ(l.next_deadline(), t0 + 6s);
+  EXPECT_EQ(l.check(t0 + 5999ms), Action::none);
+  EXPECT_EQ(l.check(t0 + 6s), Action::close_timeout);
+  l.done();
+  EXPECT_EQ(l.next_deadline(), TimePoint::max());
+}
+
+TEST(Rtt, PongOfOurPingGivesTheRoundTrip) {
+  uint8_t p[tether::liveness::ping_payload_size];
+  tether::liveness::encode_ping(7, t0, p);
+  auto rtt = tether::liveness::rtt_from_pong(p, t0 + 420us);
+  ASSERT_TRUE(rtt.has_value());
+  EXPECT_EQ(*rtt, 420us);
+}
+
+TEST(Rtt, ForeignOrFuturePongsGiveNothing) {
+  uint8_t p[tether::liveness::ping_payload_size];
+  tether::liveness::encode_ping(7, t0 + 1s, p);
+  EXPECT_FALSE(tether::liveness::rtt_from_pong(p, t0).has_value());  // from the future
+  const uint8_t other[] = {'h', 'i'};
+  EXPECT_FALSE(tether::liveness::rtt_from_pong(other, t0).has_value());
+  EXPECT_FALSE(tether::liveness::rtt_from_pong({}, t0).has_value());
+}
+
+}  // namespace
