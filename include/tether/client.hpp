@@ -9,7 +9,9 @@
 //
 // With a shared tether::Loop, many clients run on one thread (see loop.hpp).
 #pragma once
+#include <chrono>
 #include <cstddef>
+#include <optional>
 #include <functional>
 #include <memory>
 #include <string_view>
@@ -35,6 +37,8 @@ class Client {
   void on_message(std::function<void(std::string_view, MessageType)> fn);
   void on_close(std::function<void(const CloseInfo&)> fn);
   void on_error(std::function<void(std::string_view)> fn);
+  // Each pong that answers one of our heartbeat pings: the round-trip time.
+  void on_rtt(std::function<void(std::chrono::nanoseconds)> fn);
 
   // Starts connecting (thread-safe). Errors arrive as on_close with cause connect_failed etc.
   void connect();
@@ -47,6 +51,7 @@ class Client {
 
   State state() const;
   std::size_t buffered_amount() const;
+  std::optional<std::chrono::nanoseconds> rtt() const;  // latest heartbeat round trip
 
  private:
   struct Impl;

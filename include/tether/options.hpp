@@ -11,7 +11,28 @@
 
 namespace tether {
 
-struct ServerOptions {
+// Liveness settings shared by both roles (docs/liveness.md). A zero duration disables a timer.
+struct LivenessOptions {
+  // 25 s: below the 55-60 s idle cuts of common intermediaries (Heroku 55 s, nginx
+  // proxy_read_timeout 60 s, AWS ALB 60 s) with room for one lost ping; also what Socket.IO uses.
+  std::chrono::milliseconds ping_interval{25000};
+  // 20 s: with the interval, a silent peer is declared dead after 45 s: a slow mobile link's
+  // pong still arrives in time, while a vanished one is found long before TCP's ~2 h keepalive.
+  std::chrono::milliseconds ping_timeout{20000};
+  // 10 s: a real client finishes the upgrade in one round trip; this bounds half-open
+  // (slowloris) handshakes.
+  std::chrono::milliseconds handshake_timeout{10000};
+  // Off: applications that want to drop connections without messages opt in (close 1001).
+  std::chrono::milliseconds idle_timeout{0};
+  // 5 s: after our close frame, wait this long for the peer's (§7.1.1), then drop TCP.
+  std::chrono::milliseconds close_timeout{5000};
+  // TCP_USER_TIMEOUT (RFC 5482): off (kernel default, ~15 min of retransmissions).
+  std::chrono::milliseconds tcp_user_timeout{0};
+  // SO_KEEPALIVE: off; the WebSocket heartbeat above finds dead peers far sooner.
+  bool tcp_keepalive = false;
+};
+
+struct ServerOptions : LivenessOptions {
   std::string host = "127.0.0.1";  // loopback by default: exposing a port is an explicit choice
   uint16_t port = 8080;            // 0 picks a free port (read it back with Server::port())
   // Event loops (threads) sharing the port with SO_REUSEPORT. One loop per core is the model.
@@ -34,7 +55,7 @@ struct ServerOptions {
   std::function<bool(std::string_view origin)> check_origin;
 };
 
-struct ClientOptions {
+struct ClientOptions : LivenessOptions {
   std::string url;  // ws://host[:port]/path
   std::vector<std::string> subprotocols;
   std::string origin;  // empty: no Origin header (non-browser clients need none)

@@ -12,7 +12,9 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <chrono>
 #include <functional>
+#include <optional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -35,6 +37,8 @@ class Connection {
   // Starts the closing handshake (§7.1.2). code must be valid on the wire (§7.4); reason <= 123 bytes.
   virtual void close(uint16_t code = close_code::normal, std::string_view reason = {}) = 0;
   virtual std::size_t buffered_amount() const = 0;  // bytes queued, not yet written to the socket
+  // The latest heartbeat round trip (ping sent -> its pong received), once one has completed.
+  virtual std::optional<std::chrono::nanoseconds> rtt() const = 0;
   void* user_data = nullptr;
 
  protected:

@@ -196,6 +196,9 @@ void EventLoop::run_once(int max_wait_ms) {
   }
 
   const int n = epoll_wait(im.epoll_fd, im.events.data(), kMaxEvents, timeout);
+  // The wait may have lasted until the next timer: I/O handlers timestamp activity (liveness,
+  // RTT) with now(), so it must be read again here, not left at the pre-wait value.
+  update_time();
   for (int i = 0; i < n; ++i) {
     const uint64_t data = im.events[i].data.u64;
     const int fd = static_cast<int>(static_cast<uint32_t>(data));

@@ -2,7 +2,8 @@
 //   1. read the clock once (now());
 //   2. fire due timers (TimerWheel::advance(now));
 //   3. run posted tasks (from other threads), then deferred callbacks;
-//   4. epoll_wait with a timeout up to the next timer wakeup;
+//   4. epoll_wait with a timeout up to the next timer wakeup, then read the clock again (the
+//      wait may have been long; handlers timestamp activity with now());
 //   5. dispatch I/O events to their handlers;
 //   6. run deferred callbacks (used to flush corked writes once per iteration).
 // Knows nothing about WebSocket.

@@ -83,6 +83,8 @@ class Connection {
   Role role() const { return config_.role; }
   // True once nothing more will be read or sent: write out() and close the transport.
   bool should_close_transport() const { return close_transport_; }
+  // The cause our own close() was given (what a close-handshake timeout reports).
+  Cause close_cause() const { return close_cause_; }
   const std::string& subprotocol() const { return subprotocol_; }
   const std::string& path() const { return path_; }
 

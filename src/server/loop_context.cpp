@@ -36,10 +36,9 @@ void LoopContext::on_io(uint32_t) {
         server.error("accept: " + ec.message());
       return;
     }
-    auto* c = new ServerConn(*this, fd, server.next_id.fetch_add(1), std::move(peer));
-    if (auto err = loop.add(fd, EPOLLIN | EPOLLRDHUP, c)) {
+    auto* c = new ServerConn(*this, server.next_id.fetch_add(1), std::move(peer));
+    if (auto err = c->attach(fd, false)) {
       server.error("epoll add: " + err.message());
-      loop::close_fd(fd);
       delete c;
       continue;
     }
@@ -74,7 +73,7 @@ void LoopContext::after_io() {
   for (std::size_t i = 0; i < flush_list.size(); ++i) {
     ServerConn* c = flush_list[i];
     c->in_flush_list = false;
-    c->flush();
+    if (c->attached()) c->flush();
   }
   flush_list.clear();
   for (auto* c : graveyard) delete c;
@@ -92,7 +91,7 @@ void LoopContext::begin_shutdown(uint16_t code, const std::string& reason) {
   }
   std::vector<ServerConn*> all(conns.begin(), conns.end());
   for (auto* c : all) {
-    if (c->open())
+    if (c->is_open())
       c->close(code, reason);
     else
       c->abort(Cause::local_close, "server shutting down");
@@ -110,7 +109,7 @@ void LoopContext::maybe_finish_shutdown() {
 
 void LoopContext::broadcast_local(std::string_view data, MessageType type) {
   for (auto* c : conns)
-    if (c->open()) c->send(data, type);
+    if (c->is_open()) c->send(data, type);
 }
 
 }  // namespace tether::detail

@@ -1,6 +1,7 @@
 // `tether connect`: a command-line WebSocket client (CONTRACT.md).
 #include <unistd.h>
 
+#include <cmath>
 #include <cstdio>
 #include <iostream>
 #include <nlohmann/json.hpp>
@@ -15,7 +16,7 @@ namespace tether::cli {
 namespace {
 struct ConnectArgs {
   std::vector<std::string> urls;
-  std::string ping_interval, ping_timeout, backoff_min, backoff_max, ca;
+  std::string ping_interval = "25s", ping_timeout = "20s", backoff_min, backoff_max, ca;
   int max_attempts = -1;
   bool reconnect = false, no_reconnect = false, resume = false, echo = false, json_events = false;
 };
@@ -42,7 +43,6 @@ void refuse_unimplemented(const ConnectArgs& a) {
   if (!a.backoff_min.empty() || !a.backoff_max.empty() || a.max_attempts >= 0)
     later("--backoff-*/--max-attempts", "automatic reconnect");
   if (a.resume) later("--resume", "session resume");
-  if (!a.ping_interval.empty() || !a.ping_timeout.empty()) later("--ping-*", "heartbeat");
   if (!a.ca.empty()) later("--ca", "TLS");
 }
 }  // namespace
@@ -51,8 +51,14 @@ std::function<int()> add_connect(CLI::App& app) {
   auto args = std::make_shared<ConnectArgs>();
   auto* cmd = app.add_subcommand("connect", "Connect to a WebSocket server");
   cmd->add_option("URL", args->urls, "ws:// URL")->required();
-  cmd->add_option("--ping-interval", args->ping_interval)->check(duration_validator());
-  cmd->add_option("--ping-timeout", args->ping_timeout)->check(duration_validator());
+  cmd->add_option("--ping-interval", args->ping_interval,
+                  "Ping when nothing was sent for this long (0: no heartbeat)")
+      ->check(duration_validator())
+      ->capture_default_str();
+  cmd->add_option("--ping-timeout", args->ping_timeout,
+                  "Server is dead after interval + timeout without a received byte")
+      ->check(duration_validator())
+      ->capture_default_str();
   auto* rec = cmd->add_flag("--reconnect", args->reconnect);
   cmd->add_flag("--no-reconnect", args->no_reconnect)->excludes(rec);
   cmd->add_option("--backoff-min", args->backoff_min)->check(duration_validator());
@@ -70,6 +76,8 @@ std::function<int()> add_connect(CLI::App& app) {
     const bool echo = args->echo;
     ClientOptions opts;
     opts.url = url;
+    opts.ping_interval = to_duration(args->ping_interval);
+    opts.ping_timeout = to_duration(args->ping_timeout);
     Client client(opts);
     bool clean = false;
 
@@ -106,6 +114,11 @@ std::function<int()> add_connect(CLI::App& app) {
                      info.was_clean ? "clean" : "not clean",
                      std::string(to_string(info.cause)).c_str());
       }
+    });
+    client.on_rtt([&](std::chrono::nanoseconds rtt) {
+      const double ms = std::chrono::duration<double, std::milli>(rtt).count();
+      if (json)
+        emit_line(json_line({{"event", "rtt"}, {"ms", std::round(ms * 1000) / 1000}}));
     });
     client.on_error([&](std::string_view what) {
       if (json)

@@ -17,7 +17,8 @@ struct ServeArgs {
   std::string mode = "echo";
   std::string static_dir;
   unsigned threads = 1;
-  std::string ping_interval, ping_timeout, idle_timeout, handshake_timeout;
+  std::string ping_interval = "25s", ping_timeout = "20s", idle_timeout = "0",
+              handshake_timeout = "10s";
   std::string max_message = "16m";
   std::string resume_window, tls_cert, tls_key, redis;
   bool json_events = false;
@@ -31,10 +32,6 @@ void refuse_unimplemented(const ServeArgs& a) {
   };
   if (a.mode == "chat") later("--mode chat", "the chat application");
   if (!a.static_dir.empty()) later("--static", "static file serving");
-  if (!a.ping_interval.empty()) later("--ping-interval", "heartbeat");
-  if (!a.ping_timeout.empty()) later("--ping-timeout", "heartbeat");
-  if (!a.idle_timeout.empty()) later("--idle-timeout", "idle timeout");
-  if (!a.handshake_timeout.empty()) later("--handshake-timeout", "handshake timeout");
   if (!a.resume_window.empty()) later("--resume-window", "session resume");
   if (!a.tls_cert.empty() || !a.tls_key.empty()) later("--tls-cert/--tls-key", "TLS");
   if (!a.redis.empty()) later("--redis", "Redis fan-out");
@@ -59,10 +56,22 @@ std::function<int()> add_serve(CLI::App& app) {
   cmd->add_option("--threads", args->threads, "Event loops sharing the port (SO_REUSEPORT)")
       ->check(CLI::Range(1u, 256u))
       ->capture_default_str();
-  cmd->add_option("--ping-interval", args->ping_interval)->check(duration_validator());
-  cmd->add_option("--ping-timeout", args->ping_timeout)->check(duration_validator());
-  cmd->add_option("--idle-timeout", args->idle_timeout)->check(duration_validator());
-  cmd->add_option("--handshake-timeout", args->handshake_timeout)->check(duration_validator());
+  cmd->add_option("--ping-interval", args->ping_interval,
+                  "Ping when nothing was sent for this long (0: no heartbeat)")
+      ->check(duration_validator())
+      ->capture_default_str();
+  cmd->add_option("--ping-timeout", args->ping_timeout,
+                  "Peer is dead after interval + timeout without a received byte")
+      ->check(duration_validator())
+      ->capture_default_str();
+  cmd->add_option("--idle-timeout", args->idle_timeout,
+                  "Close (1001) after this long without a message (0: off)")
+      ->check(duration_validator())
+      ->capture_default_str();
+  cmd->add_option("--handshake-timeout", args->handshake_timeout,
+                  "Drop connections that have not finished the upgrade in time")
+      ->check(duration_validator())
+      ->capture_default_str();
   cmd->add_option("--max-message", args->max_message, "Largest message accepted (1009 past it)")
       ->check(size_validator())
       ->capture_default_str();
@@ -87,6 +96,10 @@ std::function<int()> add_serve(CLI::App& app) {
     opts.port = static_cast<uint16_t>(args->port);
     opts.threads = args->threads;
     opts.max_message = opts.max_frame = to_size(args->max_message);
+    opts.ping_interval = to_duration(args->ping_interval);
+    opts.ping_timeout = to_duration(args->ping_timeout);
+    opts.idle_timeout = to_duration(args->idle_timeout);
+    opts.handshake_timeout = to_duration(args->handshake_timeout);
     Server server(opts);
     const bool json = args->json_events;
     const bool broadcast = args->mode == "broadcast";

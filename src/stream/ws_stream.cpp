@@ -1,0 +1,240 @@
+#include "stream/ws_stream.hpp"
+
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "loop/socket.hpp"
+
+namespace tether::detail {
+
+namespace {
+constexpr uint32_t kReadEvents = EPOLLIN | EPOLLRDHUP;
+
+long long whole_ms(loop::Duration d) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(d).count();
+}
+}  // namespace
+
+WsStream::WsStream(loop::EventLoop& loop, const StreamConfig& config, protocol::Random& rng,
+                   std::span<uint8_t> read_buffer)
+    : loop_(loop),
+      config_(config),
+      proto_(config_.protocol, *this, rng),
+      live_(config_.liveness, loop.now()),
+      read_buffer_(read_buffer) {
+  timer_.set_callback([](loop::Timer&, void* self) { static_cast<WsStream*>(self)->on_timer(); },
+                      this);
+}
+
+WsStream::~WsStream() {
+  if (fd_ >= 0) {
+    loop_.remove(fd_);
+    loop::close_fd(fd_);
+  }
+}
+
+std::error_code WsStream::attach(int fd, bool connecting) {
+  fd_ = fd;
+  connecting_ = connecting;
+  if (config_.tcp_user_timeout > loop::Duration::zero()) {
+    // RFC 5482: bound how long sent data may stay unacknowledged before the kernel gives up.
+    unsigned ms = static_cast<unsigned>(whole_ms(config_.tcp_user_timeout));
+    setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &ms, sizeof ms);
+  }
+  if (config_.tcp_keepalive) {
+    int on = 1;
+    setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof on);
+  }
+  want_write_ = connecting;
+  if (auto ec = loop_.add(fd, kReadEvents | (connecting ? EPOLLOUT : 0u), this)) {
+    fd_ = -1;
+    loop::close_fd(fd);
+    return ec;
+  }
+  rearm();  // the handshake deadline
+  return {};
+}
+
+SendStatus WsStream::send_message(std::string_view data, MessageType type) {
+  if (fd_ < 0 || proto_.state() != protocol::State::open) return SendStatus::dropped;
+  if (proto_.out().size() + data.size() > config_.send_buffer_max) return SendStatus::dropped;
+  proto_.send(type == MessageType::text ? codec::Opcode::text : codec::Opcode::binary,
+              protocol::Connection::as_bytes(data));
+  live_.message(loop_.now());
+  if (!in_io_) stream_schedule_flush();
+  return proto_.out().size() > config_.send_buffer_limit ? SendStatus::backpressure
+                                                         : SendStatus::success;
+}
+
+void WsStream::close_stream(uint16_t code, std::string_view reason, Cause cause) {
+  if (fd_ < 0 || !proto_.close(code, reason, cause)) return;
+  live_.closing(loop_.now());
+  rearm();
+  if (!in_io_) stream_schedule_flush();
+}
+
+void WsStream::abort(Cause cause, std::string_view why) {
+  if (fd_ < 0) return;
+  proto_.receive_eof(cause, why);
+  detach();
+}
+
+void WsStream::on_io(uint32_t events) {
+  if (fd_ < 0) return;
+  if (connecting_) {
+    if (!(events & (EPOLLOUT | EPOLLERR | EPOLLHUP))) return;
+    if (auto ec = loop::connect_result(fd_)) {
+      abort(Cause::connect_failed, "connect failed: " + ec.message());
+      return;
+    }
+    connecting_ = false;  // the handshake request is queued; flush() settles the interest set
+  }
+  in_io_ = true;
+  if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) read_some();
+  in_io_ = false;
+  flush();
+}
+
+void WsStream::read_some() {
+  // Level-triggered: a few reads per wake-up, then let other connections run (fairness).
+  for (int i = 0; i < 4 && fd_ >= 0 && !proto_.should_close_transport(); ++i) {
+    ssize_t n = ::recv(fd_, read_buffer_.data(), read_buffer_.size(), 0);
+    if (n > 0) {
+      live_.received(loop_.now());  // any inbound byte is life
+      proto_.receive({read_buffer_.data(), static_cast<std::size_t>(n)});
+      if (static_cast<std::size_t>(n) < read_buffer_.size()) break;
+      continue;
+    }
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) break;
+    if (n == 0)
+      proto_.receive_eof(Cause::network_error, "peer closed TCP without a close frame");
+    else
+      proto_.receive_eof(Cause::network_error, std::strerror(errno));  // e.g. reset by peer
+    break;
+  }
+}
+
+void WsStream::flush() {
+  if (fd_ < 0 || connecting_) return;
+  auto& out = proto_.out();
+  bool wrote = false;
+  while (!out.empty()) {
+    ssize_t n = ::send(fd_, out.data(), out.size(), MSG_NOSIGNAL);
+    if (n > 0) {
+      out.consume(static_cast<std::size_t>(n));
+      wrote = true;
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      if (wrote) live_.sent(loop_.now());
+      proto_.set_transport_blocked(true);
+      if (!want_write_) {
+        want_write_ = true;
+        loop_.modify(fd_, kReadEvents | EPOLLOUT, this);
+      }
+      return;
+    }
+    proto_.receive_eof(Cause::network_error, n < 0 ? std::strerror(errno) : "write failed");
+    detach();
+    return;
+  }
+  if (wrote) live_.sent(loop_.now());
+  proto_.set_transport_blocked(false);
+  if (want_write_) {
+    want_write_ = false;
+    loop_.modify(fd_, kReadEvents, this);
+  }
+  if (proto_.should_close_transport()) detach();
+}
+
+void WsStream::detach() {
+  if (fd_ < 0) return;
+  loop_.timers().cancel(timer_);
+  loop_.remove(fd_);
+  loop::close_fd(fd_);
+  fd_ = -1;
+  live_.done();
+  stream_detached();
+}
+
+void WsStream::on_open() {
+  live_.opened(loop_.now());
+  rearm();
+  stream_open();
+}
+
+void WsStream::on_message(codec::Opcode type, std::span<const uint8_t> data) {
+  live_.message(loop_.now());
+  stream_message(type, data);
+}
+
+void WsStream::on_pong(std::span<const uint8_t> payload) {
+  if (auto rtt = liveness::rtt_from_pong(payload, loop_.now())) {
+    rtt_ = *rtt;
+    stream_rtt(*rtt);
+  }
+}
+
+void WsStream::on_close(const CloseInfo& info) {
+  live_.done();
+  loop_.timers().cancel(timer_);
+  stream_close(info);
+}
+
+void WsStream::rearm() {
+  const auto deadline = live_.next_deadline();
+  if (deadline == loop::TimePoint::max())
+    loop_.timers().cancel(timer_);
+  else
+    loop_.timers().schedule(timer_, deadline);
+}
+
+void WsStream::on_timer() {
+  if (fd_ < 0) return;
+  const auto now = loop_.now();
+  for (int guard = 0; guard < 4; ++guard) {
+    switch (live_.check(now)) {
+      case liveness::Action::none:
+        rearm();
+        return;
+      case liveness::Action::send_ping: {
+        uint8_t payload[liveness::ping_payload_size];
+        liveness::encode_ping(++ping_seq_, now, payload);
+        proto_.ping(payload);
+        live_.sent(now);  // queued (ahead of data under backpressure): our side is done
+        flush();
+        if (fd_ < 0) return;
+        continue;
+      }
+      case liveness::Action::heartbeat_timeout:
+        abort(Cause::heartbeat_timeout,
+              "heartbeat timeout after " + std::to_string(whole_ms(now - live_.last_received())) +
+                  " ms");
+        return;
+      case liveness::Action::handshake_timeout:
+        abort(Cause::handshake_timeout,
+              "opening handshake not completed within " +
+                  std::to_string(whole_ms(config_.liveness.handshake_timeout)) + " ms");
+        return;
+      case liveness::Action::idle_timeout:
+        close_stream(1001, "idle timeout", Cause::idle_timeout);
+        flush();
+        if (fd_ < 0) return;
+        continue;
+      case liveness::Action::close_timeout:
+        abort(proto_.close_cause(),
+              "closing handshake not answered within " +
+                  std::to_string(whole_ms(config_.liveness.close_timeout)) + " ms");
+        return;
+    }
+  }
+  rearm();
+}
+
+}  // namespace tether::detail

@@ -1,0 +1,94 @@
+// One WebSocket over one non-blocking socket on one event loop, for either role: the glue
+// between the sans-I/O protocol::Connection, liveness::Liveness and the fd. Server connections
+// and clients both derive from it, so reading, corked writing, heartbeats and deadlines exist once.
+//
+// Timers: one intrusive Timer per stream, armed for Liveness::next_deadline(). Traffic only
+// updates timestamps; when the timer fires it asks Liveness what is due and re-arms itself.
+#pragma once
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+
+#include "liveness/liveness.hpp"
+#include "loop/event_loop.hpp"
+#include "protocol/connection.hpp"
+#include "tether/message.hpp"
+
+namespace tether::detail {
+
+struct StreamConfig {
+  protocol::ConnectionConfig protocol;
+  liveness::Config liveness;
+  std::size_t send_buffer_limit = 1u << 20;
+  std::size_t send_buffer_max = 16u << 20;
+  loop::Duration tcp_user_timeout{};  // TCP_USER_TIMEOUT; 0: kernel default
+  bool tcp_keepalive = false;         // SO_KEEPALIVE
+};
+
+class WsStream : public loop::IoHandler, public protocol::Handler {
+ public:
+  WsStream(loop::EventLoop& loop, const StreamConfig& config, protocol::Random& rng,
+           std::span<uint8_t> read_buffer);
+  ~WsStream() override;
+  WsStream(const WsStream&) = delete;
+  WsStream& operator=(const WsStream&) = delete;
+
+  // Takes the socket. `connecting`: a non-blocking connect is in progress (client).
+  std::error_code attach(int fd, bool connecting);
+
+  SendStatus send_message(std::string_view data, MessageType type);
+  // Starts the closing handshake; `cause` is what on_close will report.
+  void close_stream(uint16_t code, std::string_view reason, Cause cause = Cause::local_close);
+  // Ends now: reports `cause` with 1006 and drops the socket.
+  void abort(Cause cause, std::string_view why);
+  void flush();
+
+  std::size_t buffered() const { return proto_.out().size(); }
+  std::optional<loop::Duration> last_rtt() const { return rtt_; }
+  bool attached() const { return fd_ >= 0; }
+  bool is_open() const { return proto_.state() == protocol::State::open; }
+  protocol::Connection& protocol() { return proto_; }
+  const protocol::Connection& protocol() const { return proto_; }
+
+ protected:
+  // What the owner (server connection or client) hears about.
+  virtual void stream_open() = 0;
+  virtual void stream_message(codec::Opcode type, std::span<const uint8_t> data) = 0;
+  virtual void stream_close(const CloseInfo& info) = 0;
+  virtual void stream_detached() = 0;  // socket closed: no more events; the owner may retire
+  virtual void stream_rtt(loop::Duration) {}
+  // A send from outside this stream's I/O callback: flush at the end of the loop iteration.
+  virtual void stream_schedule_flush() = 0;
+
+  loop::EventLoop& loop_;
+
+ private:
+  // loop::IoHandler
+  void on_io(uint32_t events) override;
+  // protocol::Handler
+  void on_open() override;
+  void on_message(codec::Opcode type, std::span<const uint8_t> data) override;
+  void on_pong(std::span<const uint8_t> payload) override;
+  void on_close(const CloseInfo& info) override;
+
+  void read_some();
+  void detach();
+  void on_timer();
+  void rearm();
+
+  StreamConfig config_;
+  protocol::Connection proto_;
+  liveness::Liveness live_;
+  loop::Timer timer_;
+  std::span<uint8_t> read_buffer_;
+  std::optional<loop::Duration> rtt_;
+  int fd_ = -1;
+  uint32_t ping_seq_ = 0;
+  bool connecting_ = false;
+  bool in_io_ = false;
+  bool want_write_ = false;
+};
+
+}  // namespace tether::detail
