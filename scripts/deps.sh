@@ -12,6 +12,7 @@ pkgs=(
   clang-14 libclang-rt-14-dev                     # libFuzzer + ASan/UBSan for fuzz targets
   libboost1.74-dev                                # Boost.Beast echo peer for the benchmark
   util-linux procps                               # taskset (pinning), ps
+  nginx                                           # reverse proxy for liveness tests (idle cuts)
   chromium                                        # browser interop tests (driven by npm playwright-core)
 )
 

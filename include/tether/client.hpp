@@ -46,6 +46,8 @@ class Client {
   SendStatus send(std::string_view data, MessageType type = MessageType::text);
   // Thread-safe. Queued sends go out first, then the close frame.
   void close(uint16_t code = close_code::normal, std::string_view reason = {});
+  // Thread-safe. Sends a ping now; its pong arrives as on_rtt. Ignored when not open.
+  void ping();
   // Runs the owned loop until the connection has ended (not for a shared loop).
   void run();
 

@@ -202,6 +202,17 @@ void Client::close(uint16_t code, std::string_view reason) {
   impl_->loop.post([i, code, r = std::string(reason)] { i->do_close(code, r); });
 }
 
+void Client::ping() {
+  auto* i = impl_.get();
+  auto fn = [i] {
+    if (i->stream) i->stream->ping_now();
+  };
+  if (impl_->loop.in_loop_thread())
+    fn();
+  else
+    impl_->loop.post(fn);
+}
+
 void Client::run() {
   if (impl_->owned) impl_->loop.run();
 }

@@ -71,6 +71,17 @@ SendStatus WsStream::send_message(std::string_view data, MessageType type) {
                                                          : SendStatus::success;
 }
 
+bool WsStream::ping_now() {
+  if (fd_ < 0 || proto_.state() != protocol::State::open) return false;
+  const auto now = loop_.now();
+  uint8_t payload[liveness::ping_payload_size];
+  liveness::encode_ping(++ping_seq_, now, payload);
+  proto_.ping(payload);
+  live_.sent(now);  // queued (ahead of data under backpressure): our side is done
+  if (!in_io_) stream_schedule_flush();
+  return true;
+}
+
 void WsStream::close_stream(uint16_t code, std::string_view reason, Cause cause) {
   if (fd_ < 0 || !proto_.close(code, reason, cause)) return;
   live_.closing(loop_.now());
@@ -203,15 +214,11 @@ void WsStream::on_timer() {
       case liveness::Action::none:
         rearm();
         return;
-      case liveness::Action::send_ping: {
-        uint8_t payload[liveness::ping_payload_size];
-        liveness::encode_ping(++ping_seq_, now, payload);
-        proto_.ping(payload);
-        live_.sent(now);  // queued (ahead of data under backpressure): our side is done
+      case liveness::Action::send_ping:
+        ping_now();
         flush();
         if (fd_ < 0) return;
         continue;
-      }
       case liveness::Action::heartbeat_timeout:
         abort(Cause::heartbeat_timeout,
               "heartbeat timeout after " + std::to_string(whole_ms(now - live_.last_received())) +

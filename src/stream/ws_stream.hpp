@@ -44,6 +44,8 @@ class WsStream : public loop::IoHandler, public protocol::Handler {
   // Ends now: reports `cause` with 1006 and drops the socket.
   void abort(Cause cause, std::string_view why);
   void flush();
+  // Sends a heartbeat ping now (its pong yields an RTT sample). false when not open.
+  bool ping_now();
 
   std::size_t buffered() const { return proto_.out().size(); }
   std::optional<loop::Duration> last_rtt() const { return rtt_; }

@@ -10,6 +10,7 @@ namespace tether::cli {
 std::function<int()> add_serve(CLI::App& app);
 std::function<int()> add_connect(CLI::App& app);
 std::function<int()> add_bench(CLI::App& app);
+std::function<int()> add_probe(CLI::App& app);
 
 // Thrown by option validation; main prints it and exits with 2 (CONTRACT: usage error).
 struct UsageError {

@@ -43,6 +43,7 @@ int main(int argc, char** argv) {
   auto serve = tether::cli::add_serve(app);
   auto connect = tether::cli::add_connect(app);
   auto bench = tether::cli::add_bench(app);
+  auto probe = tether::cli::add_probe(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -59,6 +60,7 @@ int main(int argc, char** argv) {
     if (app.got_subcommand("serve")) return serve();
     if (app.got_subcommand("connect")) return connect();
     if (app.got_subcommand("bench")) return bench();
+    if (app.got_subcommand("probe")) return probe();
   } catch (const tether::cli::UsageError& e) {
     std::fprintf(stderr, "tether: %s\n", e.message.c_str());
     return 2;
