@@ -11,11 +11,16 @@ bool on(Duration d) { return d > Duration::zero(); }
 }  // namespace
 
 Liveness::Liveness(const Config& config, TimePoint now)
-    : config_(config), started_(now), last_sent_(now), last_received_(now), last_message_(now) {}
+    : config_(config),
+      started_(now),
+      last_sent_(now),
+      last_received_(now),
+      last_message_(now),
+      last_ping_(now) {}
 
 void Liveness::opened(TimePoint now) {
   phase_ = Phase::open;
-  last_sent_ = last_received_ = last_message_ = now;
+  last_sent_ = last_received_ = last_message_ = last_ping_ = now;
 }
 
 void Liveness::closing(TimePoint now) {
@@ -32,6 +37,7 @@ TimePoint Liveness::next_deadline() const {
       TimePoint t = never;
       if (on(config_.ping_interval)) {
         t = std::min(t, last_sent_ + config_.ping_interval);
+        t = std::min(t, std::max(last_received_, last_ping_) + config_.ping_interval);
         t = std::min(t, last_received_ + config_.ping_interval + config_.ping_timeout);
       }
       if (on(config_.idle_timeout)) t = std::min(t, last_message_ + config_.idle_timeout);
@@ -64,8 +70,12 @@ Action Liveness::check(TimePoint now) const {
       }
       if (on(config_.idle_timeout) && now >= last_message_ + config_.idle_timeout)
         return Action::idle_timeout;
-      if (on(config_.ping_interval) && now >= last_sent_ + config_.ping_interval)
-        return Action::send_ping;
+      if (on(config_.ping_interval)) {
+        if (now >= last_sent_ + config_.ping_interval) return Action::send_ping;
+        // A silent peer gets one ping per interval to answer (it may only be listening).
+        if (now >= std::max(last_received_, last_ping_) + config_.ping_interval)
+          return Action::send_ping;
+      }
       return Action::none;
     case Phase::closing:
       if (on(config_.ping_interval) &&

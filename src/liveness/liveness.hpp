@@ -6,6 +6,9 @@
 // Heartbeat (both roles):
 //   - a ping goes out when nothing has been *sent* for ping_interval, so every hop's
 //     per-direction idle timer is fed even when only the other side talks;
+//   - a ping also goes out when nothing has been *received* for ping_interval (at most one per
+//     interval), so a peer that only listens is asked for a pong before it is judged: we may be
+//     sending all the time while it has nothing to say;
 //   - the peer is dead when nothing at all has been *received* for ping_interval + ping_timeout.
 // The detection bound is therefore interval + timeout after the last received byte, plus the
 // event loop's timer tick (10 ms, see loop/event_loop.hpp) and scheduling latency.
@@ -48,6 +51,7 @@ class Liveness {
   void closing(TimePoint now);  // we sent a close frame
   void done() { phase_ = Phase::done; }
   void sent(TimePoint now) { last_sent_ = now; }
+  void pinged(TimePoint now) { last_sent_ = last_ping_ = now; }
   void received(TimePoint now) { last_received_ = now; }
   void message(TimePoint now) { last_message_ = now; }
 
@@ -67,6 +71,7 @@ class Liveness {
   TimePoint last_sent_;
   TimePoint last_received_;
   TimePoint last_message_;
+  TimePoint last_ping_;
   TimePoint closing_since_;
 };
 

@@ -77,7 +77,7 @@ bool WsStream::ping_now() {
   uint8_t payload[liveness::ping_payload_size];
   liveness::encode_ping(++ping_seq_, now, payload);
   proto_.ping(payload);
-  live_.sent(now);  // queued (ahead of data under backpressure): our side is done
+  live_.pinged(now);  // queued (ahead of data under backpressure): our side is done
   if (!in_io_) stream_schedule_flush();
   return true;
 }

@@ -32,12 +32,11 @@ TEST(Heartbeat, OutboundTrafficPostponesThePingButInboundDoesNot) {
   Liveness l(heartbeat(1000ms, 1000ms), t0);
   l.opened(t0);
   // Only the peer talks: we must still ping on schedule so our direction is fed too.
-  l.received(t0 + 500ms);
-  l.received(t0 + 900ms);
+  for (auto t = t0 + 100ms; t < t0 + 1000ms; t += 100ms) l.received(t);
   EXPECT_EQ(l.check(t0 + 1000ms), Action::send_ping);
-  // We talk: the ping waits a full interval after our last send.
+  // Both talk: our data at 1000 ms moves the next ping to a full interval after it.
   l.sent(t0 + 1000ms);
-  // Next: ping at 1000 + 1000 = 2000, death at 900 + 2000 = 2900.
+  for (auto t = t0 + 1000ms; t < t0 + 2000ms; t += 100ms) l.received(t);
   EXPECT_EQ(l.next_deadline(), t0 + 2000ms);
   EXPECT_EQ(l.check(t0 + 1999ms), Action::none);
   EXPECT_EQ(l.check(t0 + 2000ms), Action::send_ping);
@@ -46,10 +45,8 @@ TEST(Heartbeat, OutboundTrafficPostponesThePingButInboundDoesNot) {
 TEST(Heartbeat, DeathExactlyAtIntervalPlusTimeoutAfterLastReceive) {
   Liveness l(heartbeat(1000ms, 1000ms), t0);
   l.opened(t0);
-  for (auto t = t0 + 1000ms; t < t0 + 2000ms; t += 1000ms) {
-    ASSERT_EQ(l.check(t), Action::send_ping);
-    l.sent(t);
-  }
+  ASSERT_EQ(l.check(t0 + 1000ms), Action::send_ping);
+  l.pinged(t0 + 1000ms);
   EXPECT_EQ(l.next_deadline(), t0 + 2000ms);
   EXPECT_EQ(l.check(t0 + 2000ms - 1ns), Action::none);
   EXPECT_EQ(l.check(t0 + 2000ms), Action::heartbeat_timeout);
@@ -58,12 +55,12 @@ TEST(Heartbeat, DeathExactlyAtIntervalPlusTimeoutAfterLastReceive) {
 TEST(Heartbeat, AnyInboundFrameCountsAsLife) {
   Liveness l(heartbeat(1000ms, 1000ms), t0);
   l.opened(t0);
-  l.sent(t0 + 1000ms);
+  l.pinged(t0 + 1000ms);
   l.received(t0 + 1500ms);  // a pong, a ping or data: all the same here
   EXPECT_EQ(l.check(t0 + 2000ms), Action::send_ping);
-  l.sent(t0 + 2000ms);
+  l.pinged(t0 + 2000ms);
   EXPECT_EQ(l.check(t0 + 3000ms), Action::send_ping);
-  l.sent(t0 + 3000ms);
+  l.pinged(t0 + 3000ms);
   EXPECT_EQ(l.check(t0 + 3499ms), Action::none);
   EXPECT_EQ(l.check(t0 + 3500ms), Action::heartbeat_timeout);  // 1500 + 1000 + 1000
 }
@@ -92,7 +89,7 @@ TEST(Deadlines, IdleTimeoutCountsOnlyMessages) {
   Liveness l(c, t0);
   l.opened(t0);
   for (auto t = t0 + 1s; t < t0 + 5s; t += 1s) {  // pings and pongs keep the heartbeat happy
-    l.sent(t);
+    l.pinged(t);
     l.received(t);
   }
   EXPECT_EQ(l.check(t0 + 5s), Action::idle_timeout);
@@ -128,6 +125,48 @@ TEST(Rtt, ForeignOrFuturePongsGiveNothing) {
   const uint8_t other[] = {'h', 'i'};
   EXPECT_FALSE(tether::liveness::rtt_from_pong(other, t0).has_value());
   EXPECT_FALSE(tether::liveness::rtt_from_pong({}, t0).has_value());
+}
+
+}  // namespace
+
+namespace {
+
+// A peer that only listens (a browser page receiving a broadcast) never sends on its own: while
+// we stream to it, it must still be asked for a pong once per interval, or it would be judged
+// dead at interval + timeout although it is alive.
+TEST(Heartbeat, ListenOnlyPeerIsPingedWhileWeKeepSending) {
+  Liveness l(heartbeat(1000ms, 1000ms), t0);
+  l.opened(t0);
+  for (auto t = t0 + 100ms; t < t0 + 1000ms; t += 100ms) {
+    l.sent(t);  // we stream every 100 ms
+    EXPECT_EQ(l.check(t), Action::none);
+  }
+  EXPECT_EQ(l.next_deadline(), t0 + 1000ms);
+  EXPECT_EQ(l.check(t0 + 1000ms), Action::send_ping);  // nothing received for an interval
+  l.pinged(t0 + 1000ms);
+  EXPECT_EQ(l.check(t0 + 1000ms), Action::none);  // one ping per interval, not per tick
+  l.sent(t0 + 1100ms);
+  EXPECT_EQ(l.check(t0 + 1500ms), Action::none);
+  l.received(t0 + 1001ms);  // the pong
+  EXPECT_EQ(l.check(t0 + 1999ms), Action::none);
+  EXPECT_EQ(l.check(t0 + 2001ms), Action::send_ping);  // next round, still alive
+  l.pinged(t0 + 2001ms);
+  EXPECT_EQ(l.check(t0 + 3000ms), Action::none);
+  EXPECT_EQ(l.check(t0 + 3001ms), Action::heartbeat_timeout);  // no pong to the second ping
+}
+
+TEST(Heartbeat, SilentPeerGetsOnePingPerIntervalNotPerTick) {
+  Liveness l(heartbeat(1000ms, 3000ms), t0);
+  l.opened(t0);
+  int pings = 0;
+  for (auto t = t0; t < t0 + 3990ms; t += 10ms) {  // a 10 ms tick
+    if (l.check(t) == Action::send_ping) {
+      ++pings;
+      l.pinged(t);
+    }
+  }
+  EXPECT_EQ(pings, 3);  // at 1 s, 2 s and 3 s
+  EXPECT_EQ(l.check(t0 + 4000ms), Action::heartbeat_timeout);
 }
 
 }  // namespace
