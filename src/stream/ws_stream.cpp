@@ -123,7 +123,9 @@ void WsStream::read_some() {
     }
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) break;
     if (n == 0)
-      proto_.receive_eof(Cause::network_error, "peer closed TCP without a close frame");
+      proto_.receive_eof(Cause::network_error, proto_.role() == protocol::Role::client
+                                                   ? "server closed TCP without a close frame"
+                                                   : "peer closed TCP without a close frame");
     else
       proto_.receive_eof(Cause::network_error, std::strerror(errno));  // e.g. reset by peer
     break;
