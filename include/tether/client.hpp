@@ -7,7 +7,8 @@
 //   client.connect();
 //   client.run();  // returns once the connection has ended
 //
-// With a shared tether::Loop, many clients run on one thread (see loop.hpp).
+// With a shared tether::Loop, many clients run on one thread (see loop.hpp); a Client must be
+// destroyed before the Loop it runs on, and after that Loop has stopped running.
 #pragma once
 #include <chrono>
 #include <cstddef>
