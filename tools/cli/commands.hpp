@@ -2,6 +2,7 @@
 #include <CLI/CLI.hpp>
 #include <chrono>
 #include <functional>
+#include <nlohmann/json.hpp>
 #include <string>
 
 namespace tether::cli {
@@ -25,5 +26,9 @@ std::size_t to_size(const std::string& s);
 
 // Writes one line to stdout and flushes (JSON events are consumed line by line).
 void emit_line(const std::string& line);
+// One JSON event line (keys in insertion order, invalid UTF-8 replaced rather than thrown).
+inline std::string json_line(const nlohmann::ordered_json& j) {
+  return j.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
+}
 
 }  // namespace tether::cli

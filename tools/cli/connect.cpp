@@ -21,9 +21,6 @@ struct ConnectArgs {
   bool reconnect = false, no_reconnect = false, resume = false, echo = false, json_events = false;
 };
 
-std::string json_line(const nlohmann::ordered_json& j) {
-  return j.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
-}
 
 std::string base64(std::string_view data) {
   std::string out(4 * ((data.size() + 2) / 3), '\0');

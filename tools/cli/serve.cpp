@@ -37,9 +37,6 @@ void refuse_unimplemented(const ServeArgs& a) {
   if (!a.redis.empty()) later("--redis", "Redis fan-out");
 }
 
-std::string json_line(const nlohmann::ordered_json& j) {
-  return j.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
-}
 }  // namespace
 
 std::function<int()> add_serve(CLI::App& app) {
