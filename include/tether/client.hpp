@@ -5,7 +5,7 @@
 //   client.on_message([&](std::string_view m, tether::MessageType) { client.close(); });
 //   client.on_close([](const tether::CloseInfo& c) { /* c.code, c.cause */ });
 //   client.connect();
-//   client.run();  // returns once the connection has ended
+//   client.run();  // returns once the connection has ended and no reconnect follows
 //
 // With a shared tether::Loop, many clients run on one thread (see loop.hpp); a Client must be
 // destroyed before the Loop it runs on, and after that Loop has stopped running.
@@ -26,7 +26,7 @@ namespace tether {
 
 class Client {
  public:
-  enum class State { idle, connecting, open, closing, closed };
+  enum class State { idle, connecting, open, closing, reconnecting, closed };
 
   explicit Client(ClientOptions options);               // owns its loop; drive it with run()
   Client(Loop& loop, ClientOptions options);             // shares `loop`
@@ -38,6 +38,9 @@ class Client {
   void on_message(std::function<void(std::string_view, MessageType)> fn);
   void on_close(std::function<void(const CloseInfo&)> fn);
   void on_error(std::function<void(std::string_view)> fn);
+  // After a close that will be followed by a reconnect: the attempt number of the next
+  // connection (the first connection is attempt 1) and the delay before it.
+  void on_reconnecting(std::function<void(unsigned attempt, std::chrono::milliseconds delay)> fn);
   // Each pong that answers one of our heartbeat pings: the round-trip time.
   void on_rtt(std::function<void(std::chrono::nanoseconds)> fn);
 
@@ -55,6 +58,10 @@ class Client {
   State state() const;
   std::size_t buffered_amount() const;
   std::optional<std::chrono::nanoseconds> rtt() const;  // latest heartbeat round trip
+  // The attempt number of the current (or latest) connection: 1, then 2, 3... after reconnects
+  // (back to 1 once a connection has stayed up for backoff_reset_after).
+  unsigned attempt() const;
+  const std::string& url() const;  // the URL of the current (or latest) connection
 
  private:
   struct Impl;

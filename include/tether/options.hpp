@@ -9,6 +9,8 @@
 #include <utility>
 #include <vector>
 
+#include "tether/close_info.hpp"
+
 namespace tether {
 
 // Liveness settings shared by both roles (docs/liveness.md). A zero duration disables a timer.
@@ -57,6 +59,21 @@ struct ServerOptions : LivenessOptions {
 
 struct ClientOptions : LivenessOptions {
   std::string url;  // ws://host[:port]/path
+  // More URLs, tried in rotation after `url` on each reconnect (e.g. several nodes).
+  std::vector<std::string> fallback_urls;
+  // Reconnect by itself after abnormal closes and 1001/1011/1012/1013 (CONTRACT: `tether connect`
+  // reconnects by default). Not after the application's own close() nor 1000/1008.
+  bool reconnect = true;
+  // 500 ms floor: quick enough that a blip goes unnoticed, slow enough not to hammer a server
+  // that is restarting. Delays are min + uniform[0, min(max, min*2^n) - min] (full jitter).
+  std::chrono::milliseconds backoff_min{500};
+  // 30 s cap: a client never waits long after the server is back; still random at the cap.
+  std::chrono::milliseconds backoff_max{30000};
+  unsigned max_attempts = 0;  // 0: forever
+  // A connection that stayed open this long resets the attempt counter (not a flapping one).
+  std::chrono::milliseconds backoff_reset_after{10000};
+  // Decides whether to reconnect after a close; nullptr: the default policy above.
+  std::function<bool(const CloseInfo&)> should_reconnect;
   std::vector<std::string> subprotocols;
   std::string origin;  // empty: no Origin header (non-browser clients need none)
   std::vector<std::pair<std::string, std::string>> headers;  // extra request headers
@@ -68,6 +85,10 @@ struct ClientOptions : LivenessOptions {
   // (CONTRACT: stdin lines are "queued while not connected").
   std::size_t offline_queue_max_messages = 1024;
   std::size_t offline_queue_max_bytes = 16u << 20;
+  // When the offline queue is full: refuse the new message (send() returns dropped), or drop
+  // the oldest queued one to make room (latest state wins, e.g. dashboards).
+  enum class QueueOverflow : uint8_t { reject, drop_oldest };
+  QueueOverflow offline_queue_overflow = QueueOverflow::reject;
 };
 
 }  // namespace tether

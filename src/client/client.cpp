@@ -4,6 +4,7 @@
 #include <deque>
 
 #include "client/url.hpp"
+#include "liveness/backoff.hpp"
 #include "loop/event_loop.hpp"
 #include "loop/socket.hpp"
 #include "stream/ws_stream.hpp"
@@ -34,7 +35,13 @@ struct Client::Impl {
   Impl(Loop* shared, ClientOptions o)
       : owned(shared ? nullptr : std::make_unique<Loop>()),
         loop(shared ? shared->native() : owned->native()),
-        opts(std::move(o)) {}
+        opts(std::move(o)),
+        backoff({opts.backoff_min, opts.backoff_max, opts.max_attempts, opts.backoff_reset_after}) {
+    urls.push_back(opts.url);
+    for (auto& u : opts.fallback_urls) urls.push_back(u);
+    reconnect_timer.set_callback([](loop::Timer&, void* self) { static_cast<Impl*>(self)->start(); },
+                                 this);
+  }
 
   std::unique_ptr<Loop> owned;
   loop::EventLoop& loop;
@@ -44,6 +51,13 @@ struct Client::Impl {
   std::function<void(const CloseInfo&)> on_close_fn;
   std::function<void(std::string_view)> on_error_fn;
   std::function<void(std::chrono::nanoseconds)> on_rtt_fn;
+  std::function<void(unsigned, std::chrono::milliseconds)> on_reconnecting_fn;
+
+  liveness::Backoff backoff;
+  std::vector<std::string> urls;
+  std::size_t url_index = 0;
+  unsigned attempt_no = 1;
+  loop::Timer reconnect_timer;
 
   protocol::SystemRandom rng;
   std::vector<uint8_t> rbuf = std::vector<uint8_t>(64 * 1024);
@@ -61,9 +75,11 @@ struct Client::Impl {
   std::size_t pending_bytes = 0;
 
   void start();
-  void closed(const CloseInfo& info) {
+  // A connection (or an attempt) ended: report it, then reconnect or finish.
+  void closed(const CloseInfo& info, bool may_reconnect = true);
+  void finish() {
     state = State::closed;
-    if (on_close_fn) on_close_fn(info);
+    loop.timers().cancel(reconnect_timer);
     if (owned) loop.stop();
   }
   SendStatus do_send(std::string_view data, MessageType type);
@@ -77,6 +93,7 @@ struct Client::Impl::Stream final : detail::WsStream {
 
   void stream_open() override {
     client.state = State::open;
+    client.backoff.opened(loop_.now());
     if (client.on_open_fn) client.on_open_fn();
     // Sends made while connecting go out first, in order, then a close asked for meanwhile.
     while (!client.pending.empty() && is_open()) {
@@ -85,7 +102,10 @@ struct Client::Impl::Stream final : detail::WsStream {
       client.pending_bytes -= p.data.size();
       client.pending.pop_front();
     }
-    if (client.close_requested) client.do_close(client.close_code, client.close_reason);
+    if (client.close_requested) {
+      client.close_requested = false;
+      client.do_close(client.close_code, client.close_reason);
+    }
   }
   void stream_message(codec::Opcode type, std::span<const uint8_t> data) override {
     if (client.on_message_fn)
@@ -109,21 +129,24 @@ struct Client::Impl::Stream final : detail::WsStream {
 };
 
 void Client::Impl::start() {
-  if (state != State::idle && state != State::closed) return;
+  if (state != State::idle && state != State::reconnecting) return;
   state = State::connecting;
   std::string err;
-  auto url = detail::parse_ws_url(opts.url, err);
-  if (!url) return closed({1006, err, false, Cause::connect_failed});
+  const std::string& target = urls[url_index];
+  auto url = detail::parse_ws_url(target, err);
+  if (!url) return closed({1006, target + ": " + err, false, Cause::connect_failed}, false);
   if (url->secure)
     return closed({1006, "wss:// is not supported yet (TLS arrives with issue 6)", false,
-                   Cause::connect_failed});
+                   Cause::connect_failed},
+                  false);
   // Option strings go into the request verbatim: refuse header injection (RFC 9112 §5).
   bool injected = has_crlf(opts.origin);
   for (auto& [k, v] : opts.headers) injected = injected || has_crlf(k) || has_crlf(v) || k.empty();
   for (auto& p : opts.subprotocols) injected = injected || has_crlf(p) || p.empty();
   if (injected)
     return closed({1006, "CR/LF or empty name in client handshake options", false,
-                   Cause::connect_failed});
+                   Cause::connect_failed},
+                  false);
   std::error_code ec;
   int fd = loop::connect_tcp(url->host, url->port, ec);
   if (fd < 0)
@@ -143,9 +166,43 @@ void Client::Impl::start() {
   if (auto e = stream->attach(fd, true)) closed({1006, "epoll: " + e.message(), false, Cause::connect_failed});
 }
 
+void Client::Impl::closed(const CloseInfo& info, bool may_reconnect) {
+  state = State::closed;
+  backoff.closed(loop.now());
+  if (on_close_fn) on_close_fn(info);
+  if (state != State::closed) return;  // the callback called connect() again
+  const bool want = may_reconnect && opts.reconnect &&
+                    (opts.should_reconnect ? opts.should_reconnect(info)
+                                           : liveness::default_should_reconnect(info));
+  if (want) {
+    uint64_t bits;
+    rng.fill({reinterpret_cast<uint8_t*>(&bits), sizeof bits});
+    // A restarting server may say when to come back (1012 "reconnect in N ms"): honour it.
+    auto suggested = liveness::suggested_reconnect_delay(info.code, info.reason);
+    auto delay = suggested ? backoff.suggested_delay(*suggested, bits) : backoff.next_delay(bits);
+    if (delay) {
+      state = State::reconnecting;
+      attempt_no = backoff.attempt() + 1;
+      url_index = (url_index + 1) % urls.size();
+      const auto ms = std::chrono::ceil<std::chrono::milliseconds>(*delay);
+      if (on_reconnecting_fn) on_reconnecting_fn(attempt_no, ms);
+      if (state == State::reconnecting) loop.timers().schedule(reconnect_timer, loop.now() + *delay);
+      return;
+    }
+  }
+  finish();
+}
+
 SendStatus Client::Impl::do_send(std::string_view data, MessageType type) {
   if (state == State::open && stream && stream->is_open()) return stream->send_message(data, type);
   if (state == State::closing || state == State::closed || close_requested) return SendStatus::dropped;
+  while (opts.offline_queue_overflow == ClientOptions::QueueOverflow::drop_oldest &&
+         !pending.empty() &&
+         (pending.size() >= opts.offline_queue_max_messages ||
+          pending_bytes + data.size() > opts.offline_queue_max_bytes)) {
+    pending_bytes -= pending.front().data.size();
+    pending.pop_front();
+  }
   if (pending.size() >= opts.offline_queue_max_messages ||
       pending_bytes + data.size() > opts.offline_queue_max_bytes)
     return SendStatus::dropped;
@@ -158,7 +215,7 @@ void Client::Impl::do_close(uint16_t code, std::string_view reason) {
   if (state == State::open && stream) {
     state = State::closing;
     stream->close_stream(code, reason);
-  } else if (state == State::connecting || state == State::idle) {
+  } else if (state == State::connecting || state == State::idle || state == State::reconnecting) {
     close_requested = true;  // after the queued sends, once open
     close_code = code;
     close_reason = std::string(reason);
@@ -179,6 +236,11 @@ void Client::on_error(std::function<void(std::string_view)> fn) { impl_->on_erro
 void Client::on_rtt(std::function<void(std::chrono::nanoseconds)> fn) {
   impl_->on_rtt_fn = std::move(fn);
 }
+void Client::on_reconnecting(std::function<void(unsigned, std::chrono::milliseconds)> fn) {
+  impl_->on_reconnecting_fn = std::move(fn);
+}
+unsigned Client::attempt() const { return impl_->attempt_no; }
+const std::string& Client::url() const { return impl_->urls[impl_->url_index]; }
 
 void Client::connect() {
   if (impl_->loop.in_loop_thread()) {

@@ -207,7 +207,7 @@ def start_server(tether, *extra, timeout=10):
 def start_client(tether, url, *extra):
     """`tether connect URL --json-events ...` with a stdin pipe that is never written (kept
     open, so EOF never closes the connection); returns (proc, reader)."""
-    argv = [tether, "connect", url, "--json-events", *extra]
+    argv = [tether, "connect", url, "--json-events", "--no-reconnect", *extra]
     proc = spawn(argv, stdin=subprocess.PIPE)
     return proc, LineReader(proc.stdout, f"client-{proc.pid}")
 

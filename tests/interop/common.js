@@ -482,7 +482,7 @@ async function startTetherServe(tether, ms = 10000) {
 
 // `tether connect URL --echo --json-events`, collecting its JSON event lines.
 function startTetherConnect(tether, url) {
-  const proc = spawn(tether, ['connect', url, '--echo', '--json-events'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const proc = spawn(tether, ['connect', url, '--echo', '--json-events', '--no-reconnect'], { stdio: ['ignore', 'pipe', 'inherit'] });
   const client = { proc, events: [], badLines: [], spawnError: null };
   proc.on('error', (err) => { client.spawnError = `cannot start ${tether}: ${err.message}`; });
   client.stdoutDone = new Promise((resolve) => proc.stdout.on('end', resolve));

@@ -435,7 +435,7 @@ class TetherConnect:
     async def start(cls, tether, url):
         try:
             proc = await asyncio.create_subprocess_exec(
-                tether, "connect", url, "--echo", "--json-events",
+                tether, "connect", url, "--echo", "--json-events", "--no-reconnect",
                 stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, limit=LINE_LIMIT)
         except OSError as exc:
             raise HarnessError(f"cannot start {tether}: {exc}") from exc

@@ -132,7 +132,7 @@ http {{
 def connect(tether, url, ping_interval):
     """tether connect with stdin held open (nothing is sent unless heartbeats send it)."""
     p = subprocess.Popen([tether, "connect", url, "--ping-interval", ping_interval,
-                          "--json-events"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                          "--json-events", "--no-reconnect"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE, text=True)
     CHILDREN.append(p)
     return p, lines_of(p)

@@ -97,6 +97,7 @@ std::function<int()> add_bench(CLI::App& app) {
       bc.sent.resize(static_cast<std::size_t>(pipeline));
       ClientOptions o;
       o.url = args->url;
+      o.reconnect = false;  // a lost connection is a failed run, not something to paper over
       bc.client = std::make_unique<Client>(loop, o);
       BenchConn* b = &bc;
       bc.client->on_open([&, b] {

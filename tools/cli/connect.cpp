@@ -16,8 +16,9 @@ namespace tether::cli {
 namespace {
 struct ConnectArgs {
   std::vector<std::string> urls;
-  std::string ping_interval = "25s", ping_timeout = "20s", backoff_min, backoff_max, ca;
-  int max_attempts = -1;
+  std::string ping_interval = "25s", ping_timeout = "20s", backoff_min = "500ms",
+              backoff_max = "30s", ca;
+  unsigned max_attempts = 0;
   bool reconnect = false, no_reconnect = false, resume = false, echo = false, json_events = false;
 };
 
@@ -35,10 +36,6 @@ void refuse_unimplemented(const ConnectArgs& a) {
   auto later = [](const char* flag, const char* what) {
     throw UsageError{std::string(flag) + ": " + what + " is not implemented yet"};
   };
-  if (a.urls.size() > 1) later("URL...", "rotating between several URLs (reconnect)");
-  if (a.reconnect) later("--reconnect", "automatic reconnect");
-  if (!a.backoff_min.empty() || !a.backoff_max.empty() || a.max_attempts >= 0)
-    later("--backoff-*/--max-attempts", "automatic reconnect");
   if (a.resume) later("--resume", "session resume");
   if (!a.ca.empty()) later("--ca", "TLS");
 }
@@ -58,9 +55,14 @@ std::function<int()> add_connect(CLI::App& app) {
       ->capture_default_str();
   auto* rec = cmd->add_flag("--reconnect", args->reconnect);
   cmd->add_flag("--no-reconnect", args->no_reconnect)->excludes(rec);
-  cmd->add_option("--backoff-min", args->backoff_min)->check(duration_validator());
-  cmd->add_option("--backoff-max", args->backoff_max)->check(duration_validator());
-  cmd->add_option("--max-attempts", args->max_attempts)->check(CLI::NonNegativeNumber);
+  cmd->add_option("--backoff-min", args->backoff_min, "Shortest reconnect delay")
+      ->check(duration_validator())
+      ->capture_default_str();
+  cmd->add_option("--backoff-max", args->backoff_max, "Longest reconnect delay (still jittered)")
+      ->check(duration_validator())
+      ->capture_default_str();
+  cmd->add_option("--max-attempts", args->max_attempts, "Reconnect attempts in a row (0: forever)")
+      ->capture_default_str();
   cmd->add_flag("--resume", args->resume);
   cmd->add_flag("--echo", args->echo, "Send every received message back (stdin is not read)");
   cmd->add_flag("--json-events", args->json_events, "One JSON object per line on stdout");
@@ -68,11 +70,17 @@ std::function<int()> add_connect(CLI::App& app) {
 
   return [args]() -> int {
     refuse_unimplemented(*args);
-    const std::string url = args->urls.front();
     const bool json = args->json_events;
     const bool echo = args->echo;
     ClientOptions opts;
-    opts.url = url;
+    opts.url = args->urls.front();
+    opts.fallback_urls.assign(args->urls.begin() + 1, args->urls.end());
+    opts.reconnect = !args->no_reconnect;
+    opts.backoff_min = to_duration(args->backoff_min);
+    opts.backoff_max = to_duration(args->backoff_max);
+    if (opts.backoff_max < opts.backoff_min)
+      throw UsageError{"--backoff-max: must not be below --backoff-min"};
+    opts.max_attempts = args->max_attempts;
     opts.ping_interval = to_duration(args->ping_interval);
     opts.ping_timeout = to_duration(args->ping_timeout);
     Client client(opts);
@@ -80,9 +88,16 @@ std::function<int()> add_connect(CLI::App& app) {
 
     client.on_open([&] {
       if (json)
-        emit_line(json_line({{"event", "open"}, {"url", url}, {"attempt", 1}}));
+        emit_line(json_line({{"event", "open"}, {"url", client.url()}, {"attempt", client.attempt()}}));
       else
-        std::fprintf(stderr, "connected to %s\n", url.c_str());
+        std::fprintf(stderr, "connected to %s (attempt %u)\n", client.url().c_str(), client.attempt());
+    });
+    client.on_reconnecting([&](unsigned attempt, std::chrono::milliseconds delay) {
+      if (json)
+        emit_line(json_line({{"event", "reconnecting"}, {"attempt", attempt}, {"delay_ms", delay.count()}}));
+      else
+        std::fprintf(stderr, "reconnecting in %lld ms (attempt %u)\n",
+                     static_cast<long long>(delay.count()), attempt);
     });
     client.on_message([&](std::string_view data, MessageType type) {
       if (json) {

@@ -82,6 +82,7 @@ class Prober {
         ClientOptions o;
         o.url = url_;
         o.ping_interval = std::chrono::milliseconds(0);  // silence is the point
+        o.reconnect = false;  // a cut is the measurement
         pr->client = std::make_unique<Client>(loop_, o);
         wire(*pr);
         probes.push_back(pr.get());

@@ -305,6 +305,7 @@ TEST(Server, ConnectFailedIsReported) {
   }
   tether::ClientOptions o;
   o.url = "ws://127.0.0.1:" + std::to_string(port) + "/";
+  o.reconnect = false;
   tether::Client c(o);
   tether::CloseInfo closed;
   c.on_close([&](const tether::CloseInfo& i) { closed = i; });
