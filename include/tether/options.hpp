@@ -51,6 +51,10 @@ struct ServerOptions : LivenessOptions {
   // How long a graceful stop waits for clients to finish the closing handshake (§7.1.1) before
   // dropping them. A few seconds: CONTRACT.md promises a bounded stop.
   std::chrono::milliseconds shutdown_timeout{3000};
+  // stop_for_restart() tells each client to come back after a delay drawn uniformly from
+  // [0, restart_spread] (close 1012, reason "server restart; reconnect in N ms"): 10 s spreads
+  // 10,000 clients to ~100 per 100 ms instead of all at once.
+  std::chrono::milliseconds restart_spread{10000};
   // Subprotocols offered, in preference order (§4.2.2: the server selects one or none).
   std::vector<std::string> subprotocols;
   // Origin check (§10.2): return false to answer 403. Empty: accept any origin.

@@ -66,6 +66,10 @@ class Server {
   // Thread- and signal-handler-unsafe but thread-safe: graceful stop. Stops accepting, sends
   // close `code` to every client, waits up to shutdown_timeout for the handshakes, then drops.
   void stop(uint16_t code = close_code::going_away, std::string reason = "server shutting down");
+  // Graceful stop before a restart: close 1012 to every client with a per-client suggested delay
+  // spread over ServerOptions::restart_spread ("server restart; reconnect in 4321ms"), which
+  // tether clients honour (with jitter), so they do not all reconnect in the same instant.
+  void stop_for_restart();
 
   // Sends to every open connection on every loop (thread-safe; other loops get a copy).
   void broadcast(std::string_view data, MessageType type = MessageType::text);

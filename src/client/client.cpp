@@ -60,7 +60,6 @@ struct Client::Impl {
   loop::Timer reconnect_timer;
 
   protocol::SystemRandom rng;
-  std::vector<uint8_t> rbuf = std::vector<uint8_t>(64 * 1024);
   std::unique_ptr<Stream> stream;
   std::atomic<State> state{State::idle};
   bool close_requested = false;
@@ -88,7 +87,13 @@ struct Client::Impl {
 
 struct Client::Impl::Stream final : detail::WsStream {
   Stream(Impl& c, const detail::StreamConfig& cfg)
-      : WsStream(c.loop, cfg, c.rng, c.rbuf), client(c) {}
+      : WsStream(c.loop, cfg, c.rng, read_buffer()), client(c) {}
+  // One read buffer per loop thread, shared by every client on it (streams are created and read
+  // on their loop's thread, one at a time), so 10,000 clients do not cost 10,000 buffers.
+  static std::span<uint8_t> read_buffer() {
+    static thread_local std::vector<uint8_t> buf(256 * 1024);
+    return buf;
+  }
   Impl& client;
 
   void stream_open() override {

@@ -90,11 +90,18 @@ void LoopContext::begin_shutdown(uint16_t code, const std::string& reason) {
     listen_fd = -1;
   }
   std::vector<ServerConn*> all(conns.begin(), conns.end());
+  const auto spread_ms = static_cast<uint64_t>(server.opts.restart_spread.count());
   for (auto* c : all) {
-    if (c->is_open())
-      c->close(code, reason);
-    else
+    if (!c->is_open()) {
       c->abort(Cause::local_close, "server shutting down");
+    } else if (code == close_code::service_restart && spread_ms > 0) {
+      // Each client gets its own delay so a restart does not bring them all back at once.
+      uint64_t bits;
+      rng.fill({reinterpret_cast<uint8_t*>(&bits), sizeof bits});
+      c->close(code, reason + "; reconnect in " + std::to_string(bits % (spread_ms + 1)) + "ms");
+    } else {
+      c->close(code, reason);
+    }
   }
   loop.timers().schedule(shutdown_timer, loop.now() + server.opts.shutdown_timeout);
   maybe_finish_shutdown();

@@ -98,6 +98,8 @@ void Server::broadcast(std::string_view data, MessageType type) {
   }
 }
 
+void Server::stop_for_restart() { stop(close_code::service_restart, "server restart"); }
+
 std::size_t Server::connection_count() const {
   return impl_->connection_count.load(std::memory_order_relaxed);
 }

@@ -13,7 +13,7 @@
 //         exact and with its type. Then ws.close(1000, "done"): the close event must say code
 //         1000 and wasClean (its reason is printed; tether echoes only the code).
 // Case 2: a second WebSocket is open when the server gets SIGTERM: the page's close event must
-//         say code 1001 and wasClean, and tether must exit 0 within 5 s.
+//         say code 1012 (service restart) and wasClean, and tether must exit 0 within 5 s.
 //
 // A missing playwright-core or Chromium is a failure, never a skip. Every wait is bounded, both
 // inside the page and around each page.evaluate(); the whole program stops itself after 90 s.
@@ -242,7 +242,7 @@ async function sigterm(report, page, url, server) {
   }
   const rc = await exited;
   if (closed) {
-    report.check('SIGTERM: the close event has code 1001', closed.code === 1001, `close event code ${closed.code}`);
+    report.check('SIGTERM: the close event has code 1012', closed.code === 1012, `close event code ${closed.code}`);
     report.check('SIGTERM: the close event has wasClean true', closed.wasClean === true,
       `wasClean ${closed.wasClean} (code ${closed.code}, ${closed.errors} error events)`);
     console.log(`note: the close event came ${closed.at - start} ms after SIGTERM, ` +

@@ -7,7 +7,8 @@ Groups (--group):
   violations  hand-made bad frames on raw TCP connections, each of which the server must
               answer with the right close code and then drop, while a healthy connection
               keeps working
-Both end with SIGTERM: an open client must get close 1001 and tether must exit 0 in 5 s.
+Both end with SIGTERM (a restart): an open client must get close 1012 with a suggested reconnect
+delay ("reconnect in N ms") and tether must exit 0 in 5 s.
 """
 
 import asyncio
@@ -189,13 +190,16 @@ async def sigterm(report, server, ws):
     except asyncio.TimeoutError:
         pass
     got = ws.close_rcvd.code if ws.close_rcvd else None
+    reason = ws.close_rcvd.reason if ws.close_rcvd else ""
     if got is not None:
-        detail = f"received close code {got}"
+        detail = f"received close code {got}, reason {reason!r}"
     elif ws.closed:
         detail = "the connection ended without a close frame from the server"
     else:
         detail = "no close frame, connection still open 5 s after SIGTERM"
-    report.check("SIGTERM: the open client receives close 1001", got == 1001, detail)
+    report.check("SIGTERM: the open client receives close 1012 (service restart)", got == 1012, detail)
+    report.check("SIGTERM: the reason suggests a reconnect delay", "reconnect in " in reason and
+                 reason.endswith("ms"), detail)
     try:
         rc = await asyncio.wait_for(server.proc.wait(), max(0.1, 5.0 - (loop.time() - start)))
     except asyncio.TimeoutError:

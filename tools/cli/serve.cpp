@@ -133,7 +133,12 @@ std::function<int()> add_serve(CLI::App& app) {
     std::thread([&server, sigs] {
       int sig = 0;
       sigwait(&sigs, &sig);
-      server.stop(close_code::going_away, "server shutting down");
+      // SIGTERM is what service managers send to restart: 1012 with paced reconnects.
+      // SIGINT (Ctrl-C) is someone stopping it: 1001 going away.
+      if (sig == SIGTERM)
+        server.stop_for_restart();
+      else
+        server.stop(close_code::going_away, "server shutting down");
     }).detach();
     server.run();
     return 0;
