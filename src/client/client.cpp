@@ -2,6 +2,7 @@
 
 #include <atomic>
 #include <deque>
+#include <optional>
 
 #include "client/url.hpp"
 #include "liveness/backoff.hpp"
@@ -172,30 +173,28 @@ void Client::Impl::start() {
 }
 
 void Client::Impl::closed(const CloseInfo& info, bool may_reconnect) {
-  state = State::closed;
   backoff.closed(loop.now());
-  if (on_close_fn) on_close_fn(info);
-  if (state != State::closed) return;  // the callback called connect() again
-  const bool want = may_reconnect && opts.reconnect &&
-                    (opts.should_reconnect ? opts.should_reconnect(info)
-                                           : liveness::default_should_reconnect(info));
-  if (want) {
+  // Decide first, so that the application's on_close already sees `reconnecting` (and a send()
+  // from it is queued for the next connection rather than dropped).
+  std::optional<loop::Duration> delay;
+  if (may_reconnect && opts.reconnect &&
+      (opts.should_reconnect ? opts.should_reconnect(info)
+                             : liveness::default_should_reconnect(info))) {
     uint64_t bits;
     rng.fill({reinterpret_cast<uint8_t*>(&bits), sizeof bits});
     // A restarting server may say when to come back (1012 "reconnect in N ms"): honour it.
     auto suggested = liveness::suggested_reconnect_delay(info.code, info.reason);
-    auto delay = suggested ? backoff.suggested_delay(*suggested, bits) : backoff.next_delay(bits);
-    if (delay) {
-      state = State::reconnecting;
-      attempt_no = backoff.attempt() + 1;
-      url_index = (url_index + 1) % urls.size();
-      const auto ms = std::chrono::ceil<std::chrono::milliseconds>(*delay);
-      if (on_reconnecting_fn) on_reconnecting_fn(attempt_no, ms);
-      if (state == State::reconnecting) loop.timers().schedule(reconnect_timer, loop.now() + *delay);
-      return;
-    }
+    delay = suggested ? backoff.suggested_delay(*suggested, bits) : backoff.next_delay(bits);
   }
-  finish();
+  state = delay ? State::reconnecting : State::closed;
+  if (on_close_fn) on_close_fn(info);
+  if (!delay) return finish();
+  if (state != State::reconnecting) return;  // the callback closed or reconnected already
+  attempt_no = backoff.attempt() + 1;
+  url_index = (url_index + 1) % urls.size();
+  if (on_reconnecting_fn)
+    on_reconnecting_fn(attempt_no, std::chrono::ceil<std::chrono::milliseconds>(*delay));
+  if (state == State::reconnecting) loop.timers().schedule(reconnect_timer, loop.now() + *delay);
 }
 
 SendStatus Client::Impl::do_send(std::string_view data, MessageType type) {
@@ -220,6 +219,8 @@ void Client::Impl::do_close(uint16_t code, std::string_view reason) {
   if (state == State::open && stream) {
     state = State::closing;
     stream->close_stream(code, reason);
+  } else if (state == State::reconnecting && pending.empty()) {
+    finish();  // nothing left to deliver: stop trying
   } else if (state == State::connecting || state == State::idle || state == State::reconnecting) {
     close_requested = true;  // after the queued sends, once open
     close_code = code;
