@@ -5,10 +5,13 @@
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <functional>
+#include <mutex>
 #include <cstring>
 #include <string>
 #include <thread>
@@ -21,6 +24,7 @@
 namespace {
 
 using tether::MessageType;
+using namespace std::chrono_literals;
 
 // A blocking raw TCP peer with a receive timeout, for hand-made frames.
 class RawPeer {
@@ -117,16 +121,26 @@ uint16_t close_code_of(const std::string& payload) {
 // Runs an echo server on a free port in a background thread for the test's lifetime.
 class EchoServer {
  public:
-  explicit EchoServer(unsigned threads = 1, int shutdown_ms = 2000) {
+  explicit EchoServer(unsigned threads = 1, int shutdown_ms = 2000,
+                      std::function<void(tether::ServerOptions&)> tweak = {}) {
     tether::ServerOptions o;
     o.port = 0;
     o.threads = threads;
     o.shutdown_timeout = std::chrono::milliseconds(shutdown_ms);
+    if (tweak) tweak(o);
     server_ = std::make_unique<tether::Server>(o);
     server_->on_message([](tether::Connection& c, std::string_view d, MessageType t) { c.send(d, t); });
     server_->on_close([this](tether::Connection&, const tether::CloseInfo& i) {
       closes.fetch_add(1);
       last_cause.store(static_cast<int>(i.cause));
+      last_code.store(i.code);
+    });
+    server_->on_open([this](tether::Connection& c) {
+      if (on_open_hook) on_open_hook(c);
+    });
+    server_->on_error([this](std::string_view e) {
+      std::lock_guard lock(mu);
+      errors.emplace_back(e);
     });
     EXPECT_FALSE(server_->listen());
     thread_ = std::thread([this] { server_->run(); });
@@ -142,6 +156,10 @@ class EchoServer {
   tether::Server& server() { return *server_; }
   std::atomic<int> closes{0};
   std::atomic<int> last_cause{-1};
+  std::atomic<int> last_code{0};
+  std::function<void(tether::Connection&)> on_open_hook;
+  std::mutex mu;
+  std::vector<std::string> errors;
 
  private:
   std::unique_ptr<tether::Server> server_;
@@ -380,6 +398,91 @@ TEST(Server, ManyConnectionsOnTwoLoops) {
   guard.join();
   EXPECT_EQ(echoed.load(), kClients);
   EXPECT_EQ(closed.load(), kClients);
+}
+
+// The other deadlines, end to end (their logic is tested on a virtual clock in unit_liveness;
+// here they run on real time with short settings and generous but exact bounds).
+TEST(Deadlines, HandshakeTimeoutDropsASlowlorisRequest) {
+  EchoServer s(1, 2000, [](tether::ServerOptions& o) { o.handshake_timeout = 300ms; });
+  RawPeer p(s.port());
+  const auto t0 = std::chrono::steady_clock::now();
+  p.write("GET / HTTP/1.1\r\nHost: x\r\n");  // and never the rest
+  EXPECT_TRUE(p.wait_eof());
+  const auto took = std::chrono::steady_clock::now() - t0;
+  EXPECT_GE(took, 300ms);
+  EXPECT_LT(took, 1500ms);
+  std::lock_guard lock(s.mu);
+  ASSERT_EQ(s.errors.size(), 1u);
+  EXPECT_NE(s.errors[0].find("not completed within 300 ms"), std::string::npos) << s.errors[0];
+}
+
+TEST(Deadlines, IdleTimeoutClosesWith1001) {
+  EchoServer s(1, 2000, [](tether::ServerOptions& o) { o.idle_timeout = 300ms; });
+  RawPeer p(s.port());
+  ASSERT_TRUE(p.upgrade());
+  uint8_t op = 0;
+  std::string payload;
+  ASSERT_TRUE(p.read_frame(op, payload));
+  EXPECT_EQ(op, 0x8);
+  EXPECT_EQ(close_code_of(payload), 1001);
+  EXPECT_EQ(payload.substr(2), "idle timeout");
+  p.write(frame(0x88, payload.substr(0, 2)));
+  EXPECT_TRUE(p.wait_eof());
+  s.stop();
+  EXPECT_EQ(s.last_cause.load(), static_cast<int>(tether::Cause::idle_timeout));
+}
+
+TEST(Deadlines, UnansweredCloseDropsTcpAfterCloseTimeout) {
+  EchoServer s(1, 2000, [](tether::ServerOptions& o) { o.close_timeout = 300ms; });
+  s.on_open_hook = [](tether::Connection& c) { c.close(4000, "bye"); };
+  RawPeer p(s.port());
+  ASSERT_TRUE(p.upgrade());
+  uint8_t op = 0;
+  std::string payload;
+  ASSERT_TRUE(p.read_frame(op, payload));
+  EXPECT_EQ(close_code_of(payload), 4000);
+  const auto t0 = std::chrono::steady_clock::now();
+  EXPECT_TRUE(p.wait_eof());  // we never answer: the server gives up on the handshake
+  const auto took = std::chrono::steady_clock::now() - t0;
+  EXPECT_LT(took, 1500ms);
+  s.stop();
+  EXPECT_EQ(s.last_code.load(), 1006);
+  EXPECT_EQ(s.last_cause.load(), static_cast<int>(tether::Cause::local_close));
+}
+
+TEST(Deadlines, TcpOptionsAreApplied) {
+  // The server sets them on every accepted socket: find that socket among the process's fds
+  // by its peer address and read them back.
+  EchoServer s(1, 2000, [](tether::ServerOptions& o) {
+    o.tcp_user_timeout = 1500ms;
+    o.tcp_keepalive = true;
+  });
+  int seen_timeout = -1, seen_keepalive = -1;
+  std::atomic<bool> done{false};
+  s.on_open_hook = [&](tether::Connection& c) {
+    // Find our own accepted socket by its peer address among the process's fds.
+    for (int fd = 3; fd < 1024; ++fd) {
+      sockaddr_in a{};
+      socklen_t len = sizeof a;
+      if (getpeername(fd, reinterpret_cast<sockaddr*>(&a), &len) != 0) continue;
+      char ip[INET_ADDRSTRLEN];
+      inet_ntop(AF_INET, &a.sin_addr, ip, sizeof ip);
+      if (std::string(ip) + ":" + std::to_string(ntohs(a.sin_port)) != c.peer()) continue;
+      unsigned v = 0;
+      socklen_t vl = sizeof v;
+      if (getsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &v, &vl) == 0) seen_timeout = static_cast<int>(v);
+      int k = 0;
+      socklen_t kl = sizeof k;
+      if (getsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &k, &kl) == 0) seen_keepalive = k;
+      break;
+    }
+    done = true;
+  };
+  RawPeer p(s.port());
+  ASSERT_TRUE(p.upgrade());
+  for (int i = 0; i < 500 && !done; ++i) std::this_thread::sleep_for(10ms);
+  EXPECT_EQ(seen_timeout, 1500);
+  EXPECT_EQ(seen_keepalive, 1);
 }
 
 }  // namespace
