@@ -40,7 +40,8 @@ void append_utf8(std::string& out, uint32_t cp) {
 
 class Reader {
  public:
-  Reader(std::string_view in, std::string& why) : in_(in), why_(why) {}
+  Reader(std::string_view in, std::size_t base, std::string& why)
+      : in_(in), why_(why), base_(base) {}
 
   bool object(std::vector<JsonMember>& members) {
     members.clear();
@@ -54,10 +55,11 @@ class Reader {
     for (;;) {
       skip_ws();
       JsonMember m;
+      const std::size_t key_at = pos_;
       if (peek() != '"') return fail("expected a string key");
       if (!string(m.key)) return false;
       for (const auto& other : members)
-        if (other.key == m.key) return fail("duplicate key \"" + m.key + "\"");
+        if (other.key == m.key) return fail_at(key_at, "duplicate key \"" + m.key + "\"");
       skip_ws();
       if (!expect(':', "expected ':' after key \"" + m.key + "\"")) return false;
       skip_ws();
@@ -81,6 +83,7 @@ class Reader {
   }
 
   bool value(JsonValue& v, const std::string& key) {
+    const std::size_t at = pos_;
     char c = peek();
     if (c == '"') {
       v.kind = JsonValue::Kind::string;
@@ -97,10 +100,10 @@ class Reader {
       v.boolean = false;
       return true;
     }
-    if (c == '-') return fail("negative number for \"" + key + "\"");
-    if (c == '{' || c == '[') return fail("nested value for \"" + key + "\"");
-    if (literal("null")) return fail("null value for \"" + key + "\"");
-    return fail("expected a value for \"" + key + "\"");
+    if (c == '-') return fail_at(at, "negative number for \"" + key + "\"");
+    if (c == '{' || c == '[') return fail_at(at, "nested value for \"" + key + "\"");
+    if (literal("null")) return fail_at(at, "null value for \"" + key + "\"");
+    return fail_at(at, "expected a value for \"" + key + "\"");
   }
 
   bool number(JsonValue& v, const std::string& key) {
@@ -109,10 +112,12 @@ class Reader {
     std::string_view digits = in_.substr(start, pos_ - start);
     char next = peek();
     if (next == '.' || next == 'e' || next == 'E')
-      return fail("non-integer number for \"" + key + "\"");
-    if (digits.size() > 1 && digits[0] == '0') return fail("leading zero in \"" + key + "\"");
+      return fail_at(start, "non-integer number for \"" + key + "\"");
+    if (digits.size() > 1 && digits[0] == '0')
+      return fail_at(start, "leading zero in \"" + key + "\"");
     v.kind = JsonValue::Kind::number;
-    if (!parse_decimal(digits, v.number)) return fail("number out of range for \"" + key + "\"");
+    if (!parse_decimal(digits, v.number))
+      return fail_at(start, "number out of range for \"" + key + "\"");
     return true;
   }
 
@@ -123,7 +128,8 @@ class Reader {
       if (pos_ >= in_.size()) return fail("unterminated string");
       char c = in_[pos_++];
       if (c == '"') return true;
-      if (static_cast<unsigned char>(c) < 0x20) return fail("control character in string");
+      if (static_cast<unsigned char>(c) < 0x20)
+        return fail_at(pos_ - 1, "control character in string");
       if (c != '\\') {
         out += c;
         continue;
@@ -152,11 +158,11 @@ class Reader {
           out += '\t';
           break;
         case 'u': {
-          uint32_t cp;
+          uint32_t cp = 0;
           if (!hex4(cp)) return false;
           if (cp >= 0xDC00 && cp <= 0xDFFF) return fail("lone low surrogate");
           if (cp >= 0xD800 && cp <= 0xDBFF) {
-            uint32_t low;
+            uint32_t low = 0;
             if (in_.substr(pos_, 2) != "\\u") return fail("high surrogate without a low one");
             pos_ += 2;
             if (!hex4(low)) return false;
@@ -211,20 +217,23 @@ class Reader {
            (in_[pos_] == ' ' || in_[pos_] == '\t' || in_[pos_] == '\n' || in_[pos_] == '\r'))
       ++pos_;
   }
-  bool fail(const std::string& message) {
-    why_ = message + " at offset " + std::to_string(pos_);
+  bool fail(const std::string& message) { return fail_at(pos_, message); }
+  bool fail_at(std::size_t at, const std::string& message) {
+    why_ = message + " at byte " + std::to_string(base_ + at);
     return false;
   }
 
   std::string_view in_;
   std::string& why_;
+  std::size_t base_;
   std::size_t pos_ = 0;
 };
 
 }  // namespace
 
-bool parse_flat_object(std::string_view in, std::vector<JsonMember>& members, std::string& why) {
-  return Reader(in, why).object(members);
+bool parse_flat_object(std::string_view in, std::size_t base, std::vector<JsonMember>& members,
+                       std::string& why) {
+  return Reader(in, base, why).object(members);
 }
 
 void append_json_string(std::string& out, std::string_view s) {

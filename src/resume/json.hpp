@@ -29,8 +29,10 @@ struct JsonMember {
 };
 
 // Parses `in` as one flat object (whitespace allowed between tokens, nothing after the '}').
-// Returns false and sets `why` (e.g. "expected ':' after key \"v\" at offset 5") on error.
-bool parse_flat_object(std::string_view in, std::vector<JsonMember>& members, std::string& why);
+// Returns false and sets `why` (e.g. "expected ':' after key \"v\" at byte 6") on error;
+// byte positions are counted from `base` (the object's offset in the whole message).
+bool parse_flat_object(std::string_view in, std::size_t base, std::vector<JsonMember>& members,
+                       std::string& why);
 
 // Appends `s` as a JSON string literal: '"', '\\' and control characters escaped, other bytes
 // (UTF-8 included) copied.

@@ -1,0 +1,93 @@
+// Server side of tether.resume.v1 (docs/resume.md §3.1): the table of sessions, the answer to
+// each hello, and what happens to a session whose connection is gone. Sans-I/O: the welcome and
+// any replay go to the FrameSink passed in; `owner` is whatever non-zero number the glue uses
+// to name a connection.
+//
+// Usage (server glue):
+//   on the first message of a resume connection:
+//     auto h = store.accept_hello(type, bytes, conn_id, now, sink);
+//     if (h.error != Error::none) fail(close_code(h.error), h.message);
+//     if (h.previous_owner) close that connection (its session was taken over);
+//     conn.session = h.session;                     // then ...
+//   every later message:  h.session->endpoint.receive(type, bytes, now, sink)
+//   application sends:     session->endpoint.send(type, bytes, now, sink)
+//   connection gone:       store.detach(*session, conn_id, now)   (kept for config.window)
+//   clean end (1000 / 1002): store.end(*session)
+//   a coarse timer:        store.expire(now) at store.next_deadline()
+// A Session* is safe to use while a connection owns it. Once detached, any later
+// accept_hello/expire/end may forget it: look it up again by id (find) instead of keeping it.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <set>
+#include <span>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <utility>
+
+#include "protocol/random.hpp"
+#include "resume/config.hpp"
+#include "resume/endpoint.hpp"
+#include "resume/session_id.hpp"
+
+namespace tether::resume {
+
+struct Session {
+  Session(const SessionId& session_id, const Config& config) : id(session_id), endpoint(config) {}
+  SessionId id;
+  Endpoint endpoint;
+  uint64_t owner = 0;                    // the connection carrying it; 0 while detached
+  TimePoint expires = TimePoint::max();  // detached: forgotten at this time
+};
+
+struct HelloResult {
+  Error error = Error::none;  // not none: fail the connection with close_code(error), `message`
+  std::string message;
+  Session* session = nullptr;  // attached to the connection; valid until end/expire/replace
+  Received::Outcome outcome = Received::Outcome::new_session;
+  std::string_view reason;  // the welcome's reason ("" when resumed)
+  // Another connection carried the session asked for: close it, and drop its Session* first
+  // (on resume_failed that session has been forgotten).
+  uint64_t previous_owner = 0;
+  uint64_t replayed = 0;  // our messages sent again after the welcome
+};
+
+class SessionStore {
+ public:
+  SessionStore(const Config& config, protocol::Random& rng);
+
+  // The first message of a resume connection. Sends the welcome, then (when resumed) the
+  // messages the client has not received, through `sink`. Errors: anything but a valid hello
+  // (malformed_frame, unsupported_version, unexpected_frame), a "last" the session cannot have
+  // (invalid_ack; the session is left as it was), or a full table (too_many_sessions, 1013).
+  HelloResult accept_hello(MessageType type, std::span<const uint8_t> bytes, uint64_t owner,
+                           TimePoint now, FrameSink sink);
+
+  // Connection `owner` is gone without ending the session: keep it for config.window. Ignored
+  // when another connection has taken the session over since.
+  void detach(Session& session, uint64_t owner, TimePoint now);
+  // The session is over for good: forget it now. `session` is invalid afterwards.
+  void end(Session& session);
+  // Forgets detached sessions whose time is up.
+  void expire(TimePoint now);
+  // When expire() next has something to do; TimePoint::max() when nothing is detached.
+  TimePoint next_deadline() const;
+
+  Session* find(const SessionId& id);
+  std::size_t size() const { return sessions_.size(); }
+  std::size_t detached() const { return expiries_.size(); }
+  const Config& config() const { return config_; }
+
+ private:
+  Session* create(HelloResult& result);
+  void erase(Session& session);
+
+  Config config_;
+  protocol::Random& rng_;
+  std::unordered_map<SessionId, std::unique_ptr<Session>> sessions_;
+  std::set<std::pair<TimePoint, Session*>> expiries_;  // detached sessions, soonest first
+};
+
+}  // namespace tether::resume
