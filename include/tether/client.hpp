@@ -41,6 +41,10 @@ class Client {
   // After a close that will be followed by a reconnect: the attempt number of the next
   // connection (the first connection is attempt 1) and the delay before it.
   void on_reconnecting(std::function<void(unsigned attempt, std::chrono::milliseconds delay)> fn);
+  // With ClientOptions::resume: the session continued after a reconnect (`replayed`: our
+  // messages sent again), or it could not and a fresh one began (`reason`; never a silent loss).
+  void on_resumed(std::function<void(uint64_t replayed)> fn);
+  void on_resume_failed(std::function<void(std::string_view reason)> fn);
   // Each pong that answers one of our heartbeat pings: the round-trip time.
   void on_rtt(std::function<void(std::chrono::nanoseconds)> fn);
 

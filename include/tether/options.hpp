@@ -55,6 +55,11 @@ struct ServerOptions : LivenessOptions {
   // [0, restart_spread] (close 1012, reason "server restart; reconnect in N ms"): 10 s spreads
   // 10,000 clients to ~100 per 100 ms instead of all at once.
   std::chrono::milliseconds restart_spread{10000};
+  // Session resume (subprotocol tether.resume.v1, docs/resume.md): how long a session whose
+  // connection is gone is kept, and how long unacknowledged messages are kept for replay.
+  // 2 min covers a network switch or a proxy restart; 0 turns resume off (plain clients are
+  // served the same either way).
+  std::chrono::milliseconds resume_window{120000};
   // Subprotocols offered, in preference order (§4.2.2: the server selects one or none).
   std::vector<std::string> subprotocols;
   // Origin check (§10.2): return false to answer 403. Empty: accept any origin.
@@ -81,6 +86,9 @@ struct ClientOptions : LivenessOptions {
   std::vector<std::string> subprotocols;
   std::string origin;  // empty: no Origin header (non-browser clients need none)
   std::vector<std::pair<std::string, std::string>> headers;  // extra request headers
+  // Negotiate tether.resume.v1 (docs/resume.md): every message is numbered and kept until the
+  // server acknowledges it, and a reconnect resumes the session: nothing lost, nothing twice.
+  bool resume = false;
   std::size_t max_message = 16u << 20;  // same bound as the server's default
   std::size_t max_frame = 16u << 20;
   std::size_t send_buffer_limit = 1u << 20;  // see ServerOptions::send_buffer_limit

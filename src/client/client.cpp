@@ -6,6 +6,8 @@
 
 #include "client/url.hpp"
 #include "liveness/backoff.hpp"
+#include "resume/client_session.hpp"
+#include "resume/frame.hpp"
 #include "loop/event_loop.hpp"
 #include "loop/socket.hpp"
 #include "stream/ws_stream.hpp"
@@ -37,6 +39,7 @@ struct Client::Impl {
       : owned(shared ? nullptr : std::make_unique<Loop>()),
         loop(shared ? shared->native() : owned->native()),
         opts(std::move(o)),
+        session(resume_config(opts)),
         backoff({opts.backoff_min, opts.backoff_max, opts.max_attempts, opts.backoff_reset_after}) {
     urls.push_back(opts.url);
     for (auto& u : opts.fallback_urls) urls.push_back(u);
@@ -53,6 +56,19 @@ struct Client::Impl {
   std::function<void(std::string_view)> on_error_fn;
   std::function<void(std::chrono::nanoseconds)> on_rtt_fn;
   std::function<void(unsigned, std::chrono::milliseconds)> on_reconnecting_fn;
+  std::function<void(uint64_t)> on_resumed_fn;
+  std::function<void(std::string_view)> on_resume_failed_fn;
+
+  static resume::Config resume_config(const ClientOptions& o) {
+    resume::Config c;
+    c.max_messages = o.offline_queue_max_messages;
+    c.max_bytes = o.offline_queue_max_bytes;
+    return c;
+  }
+  resume::ClientSession session;  // lives across reconnects
+  bool resume_active = false;     // this connection negotiated tether.resume.v1
+  void resume_frame(MessageType type, std::span<const uint8_t> bytes);
+  void maybe_close_after_acks();
 
   liveness::Backoff backoff;
   std::vector<std::string> urls;
@@ -100,7 +116,19 @@ struct Client::Impl::Stream final : detail::WsStream {
   void stream_open() override {
     client.state = State::open;
     client.backoff.opened(loop_.now());
+    client.resume_active = client.opts.resume && protocol().subprotocol() == resume::subprotocol;
+    if (client.opts.resume && !client.resume_active && client.on_resume_failed_fn)
+      client.on_resume_failed_fn("server does not speak tether.resume.v1");
     if (client.on_open_fn) client.on_open_fn();
+    if (client.resume_active) {
+      // The hello; sends made meanwhile wait in the session's window, not the plain queue.
+      Impl* c = &client;
+      client.session.open(loop_.now(), [c](MessageType t, std::span<const uint8_t> b) {
+        c->resume_frame(t, b);
+      });
+      arm_no_later_than(client.session.next_deadline());
+      return;
+    }
     // Sends made while connecting go out first, in order, then a close asked for meanwhile.
     while (!client.pending.empty() && is_open()) {
       auto& p = client.pending.front();
@@ -113,12 +141,58 @@ struct Client::Impl::Stream final : detail::WsStream {
       client.do_close(client.close_code, client.close_reason);
     }
   }
-  void stream_message(codec::Opcode type, std::span<const uint8_t> data) override {
+  void deliver(MessageType type, std::span<const uint8_t> data) {
     if (client.on_message_fn)
-      client.on_message_fn({reinterpret_cast<const char*>(data.data()), data.size()},
-                           type == codec::Opcode::text ? MessageType::text : MessageType::binary);
+      client.on_message_fn({reinterpret_cast<const char*>(data.data()), data.size()}, type);
   }
-  void stream_close(const CloseInfo& info) override { client.closed(info); }
+  void stream_message(codec::Opcode op, std::span<const uint8_t> data) override {
+    const auto type = op == codec::Opcode::text ? MessageType::text : MessageType::binary;
+    if (!client.resume_active) return deliver(type, data);
+    Impl* c = &client;
+    auto r = client.session.receive(type, data, loop_.now(), [c](MessageType t, std::span<const uint8_t> b) {
+      c->resume_frame(t, b);
+    });
+    switch (r.kind) {
+      case resume::Received::Kind::deliver:
+        deliver(r.type, r.payload);
+        break;
+      case resume::Received::Kind::welcome:
+        if (r.outcome == resume::Received::Outcome::resumed) {
+          if (client.on_resumed_fn) client.on_resumed_fn(r.replayed);
+        } else if (r.outcome == resume::Received::Outcome::resume_failed) {
+          if (client.on_resume_failed_fn) client.on_resume_failed_fn(r.reason);
+        }
+        break;
+      case resume::Received::Kind::error:
+        client.session.abandon();
+        close_stream(resume::close_code(r.error), r.message, Cause::protocol_error);
+        return;
+      default:
+        break;
+    }
+    arm_no_later_than(client.session.next_deadline());
+    client.maybe_close_after_acks();
+  }
+  void stream_close(const CloseInfo& info) override {
+    if (client.resume_active) {
+      if (info.code == 1000 && info.was_clean)
+        client.session.end();
+      else if (info.code == 1002)
+        client.session.abandon();
+      else
+        client.session.disconnected(loop_.now());
+      client.resume_active = false;
+    }
+    client.closed(info);
+  }
+  loop::TimePoint stream_deadline() const override {
+    return client.resume_active ? client.session.next_deadline() : loop::TimePoint::max();
+  }
+  void stream_timer(loop::TimePoint now) override {
+    if (!client.resume_active) return;
+    Impl* c = &client;
+    client.session.on_timer(now, [c](MessageType t, std::span<const uint8_t> b) { c->resume_frame(t, b); });
+  }
   void stream_detached() override {}
   void stream_rtt(loop::Duration rtt) override {
     if (client.on_rtt_fn) client.on_rtt_fn(rtt);
@@ -166,6 +240,7 @@ void Client::Impl::start() {
   rng.fill(key);
   req.key = protocol::make_client_key(std::span<const uint8_t, 16>(key, 16));
   req.subprotocols = opts.subprotocols;
+  if (opts.resume) req.subprotocols.push_back(std::string(resume::subprotocol));
   req.origin = opts.origin;
   req.extra_headers = opts.headers;
   stream->protocol().start_client(std::move(req));
@@ -197,7 +272,37 @@ void Client::Impl::closed(const CloseInfo& info, bool may_reconnect) {
   if (state == State::reconnecting) loop.timers().schedule(reconnect_timer, loop.now() + *delay);
 }
 
+void Client::Impl::resume_frame(MessageType type, std::span<const uint8_t> bytes) {
+  if (!stream || !stream->is_open()) return;
+  const std::string_view view(reinterpret_cast<const char*>(bytes.data()), bytes.size());
+  // Never leave a hole in the numbering: if the frame cannot be queued, drop the connection and
+  // let the resume replay it from the window.
+  if (stream->send_message(view, type) == SendStatus::dropped)
+    stream->abort(Cause::local_close, "send buffer full; reconnecting to resume");
+}
+
+// EOF / close() in resume mode waits until the server has acknowledged everything we sent.
+void Client::Impl::maybe_close_after_acks() {
+  if (!close_requested || !resume_active || !stream || !stream->is_open()) return;
+  if (session.state() != resume::ClientSession::State::established) return;
+  if (!session.endpoint().window().empty()) return;
+  close_requested = false;
+  state = State::closing;
+  stream->close_stream(close_code, close_reason);
+}
+
 SendStatus Client::Impl::do_send(std::string_view data, MessageType type) {
+  if (opts.resume) {
+    // Every message is numbered and kept until acknowledged, connected or not: the session's
+    // window is the offline queue.
+    if (state == State::closing || state == State::closed || close_requested) return SendStatus::dropped;
+    if (session.endpoint().window().size() >= opts.offline_queue_max_messages) return SendStatus::dropped;
+    Impl* c = this;
+    session.send(type, protocol::Connection::as_bytes(data), loop.now(),
+                 [c](MessageType t, std::span<const uint8_t> b) { c->resume_frame(t, b); });
+    if (stream && resume_active) stream->arm_no_later_than(session.next_deadline());
+    return SendStatus::success;
+  }
   if (state == State::open && stream && stream->is_open()) return stream->send_message(data, type);
   if (state == State::closing || state == State::closed || close_requested) return SendStatus::dropped;
   while (opts.offline_queue_overflow == ClientOptions::QueueOverflow::drop_oldest &&
@@ -216,6 +321,13 @@ SendStatus Client::Impl::do_send(std::string_view data, MessageType type) {
 }
 
 void Client::Impl::do_close(uint16_t code, std::string_view reason) {
+  if (opts.resume && state != State::closed && !(state == State::reconnecting && session.endpoint().window().empty())) {
+    close_requested = true;  // once the server has acknowledged everything (or after reconnects)
+    close_code = code;
+    close_reason = std::string(reason);
+    maybe_close_after_acks();
+    return;
+  }
   if (state == State::open && stream) {
     state = State::closing;
     stream->close_stream(code, reason);
@@ -241,6 +353,10 @@ void Client::on_close(std::function<void(const CloseInfo&)> fn) { impl_->on_clos
 void Client::on_error(std::function<void(std::string_view)> fn) { impl_->on_error_fn = std::move(fn); }
 void Client::on_rtt(std::function<void(std::chrono::nanoseconds)> fn) {
   impl_->on_rtt_fn = std::move(fn);
+}
+void Client::on_resumed(std::function<void(uint64_t)> fn) { impl_->on_resumed_fn = std::move(fn); }
+void Client::on_resume_failed(std::function<void(std::string_view)> fn) {
+  impl_->on_resume_failed_fn = std::move(fn);
 }
 void Client::on_reconnecting(std::function<void(unsigned, std::chrono::milliseconds)> fn) {
   impl_->on_reconnecting_fn = std::move(fn);

@@ -8,6 +8,14 @@
 namespace tether::detail {
 
 LoopContext::LoopContext(ServerImpl& s) : server(s), read_buf(256 * 1024) {
+  if (server.resume) sessions = std::make_unique<resume::SessionStore>(server.resume_config, rng);
+  session_timer.set_callback(
+      [](loop::Timer&, void* self) {
+        auto* ctx = static_cast<LoopContext*>(self);
+        ctx->sessions->expire(ctx->loop.now());
+        ctx->schedule_session_expiry();
+      },
+      this);
   shutdown_timer.set_callback(
       [](loop::Timer&, void* self) {
         auto* ctx = static_cast<LoopContext*>(self);
@@ -112,6 +120,21 @@ void LoopContext::maybe_finish_shutdown() {
     loop.timers().cancel(shutdown_timer);
     loop.stop();
   }
+}
+
+void LoopContext::schedule_session_expiry() {
+  if (!sessions) return;
+  const auto t = sessions->next_deadline();
+  if (t == loop::TimePoint::max())
+    loop.timers().cancel(session_timer);
+  else if (!session_timer.armed() || t < session_timer.deadline())
+    loop.timers().schedule(session_timer, t);
+}
+
+ServerConn* LoopContext::find(uint64_t id) {
+  for (auto* c : conns)
+    if (c->id() == id) return c;
+  return nullptr;
 }
 
 void LoopContext::broadcast_local(std::string_view data, MessageType type) {

@@ -9,6 +9,7 @@
 
 #include "loop/event_loop.hpp"
 #include "protocol/random.hpp"
+#include "resume/session_store.hpp"
 #include "server/server_impl.hpp"
 
 namespace tether::detail {
@@ -25,6 +26,9 @@ struct LoopContext final : loop::IoHandler {
   void begin_shutdown(uint16_t code, const std::string& reason);
   void maybe_finish_shutdown();
   void broadcast_local(std::string_view data, MessageType type);
+  // Detached resume sessions are forgotten after the window: one loop timer for all of them.
+  void schedule_session_expiry();
+  ServerConn* find(uint64_t id);
 
   ServerImpl& server;
   loop::EventLoop loop;
@@ -37,6 +41,8 @@ struct LoopContext final : loop::IoHandler {
   bool after_io_scheduled = false;
   bool stopping = false;
   loop::Timer shutdown_timer;
+  std::unique_ptr<resume::SessionStore> sessions;  // sessions live on the loop that made them
+  loop::Timer session_timer;
   std::thread thread;
 
  private:

@@ -6,6 +6,7 @@
 #include "server/loop_context.hpp"
 #include "server/server_conn.hpp"
 #include "server/server_impl.hpp"
+#include "resume/frame.hpp"
 
 namespace tether {
 
@@ -15,6 +16,12 @@ thread_local LoopContext* current_loop = nullptr;
 ServerImpl::ServerImpl(ServerOptions o) : opts(std::move(o)) {
   handshake.subprotocols = opts.subprotocols;
   handshake.check_origin = opts.check_origin;
+  if (opts.resume_window > std::chrono::milliseconds::zero()) {
+    resume = true;
+    // After the application's own subprotocols: a client offering both gets the application's.
+    handshake.subprotocols.push_back(std::string(resume::subprotocol));
+    resume_config.window = opts.resume_window;
+  }
 }
 ServerImpl::~ServerImpl() = default;
 }  // namespace detail

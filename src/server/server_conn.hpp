@@ -3,6 +3,7 @@
 #include <cstdint>
 #include <string>
 
+#include "resume/session_store.hpp"
 #include "stream/ws_stream.hpp"
 #include "tether/server.hpp"
 
@@ -19,9 +20,7 @@ class ServerConn final : public Connection, public WsStream {
   const std::string& peer() const override { return peer_; }
   const std::string& path() const override { return protocol().path(); }
   const std::string& subprotocol() const override { return protocol().subprotocol(); }
-  SendStatus send(std::string_view data, MessageType type) override {
-    return send_message(data, type);
-  }
+  SendStatus send(std::string_view data, MessageType type) override;
   void close(uint16_t code, std::string_view reason) override { close_stream(code, reason); }
   std::size_t buffered_amount() const override { return buffered(); }
   std::optional<std::chrono::nanoseconds> rtt() const override { return last_rtt(); }
@@ -35,11 +34,19 @@ class ServerConn final : public Connection, public WsStream {
   void stream_detached() override;
   void stream_schedule_flush() override;
   void on_http_request(const protocol::HttpHead& request, std::string& response) override;
+  loop::TimePoint stream_deadline() const override;
+  void stream_timer(loop::TimePoint now) override;
+  // Session resume (tether.resume.v1): frames to the wire, the hello, ordinary messages.
+  void resume_frame(MessageType type, std::span<const uint8_t> bytes);
+  void resume_message(MessageType type, std::span<const uint8_t> data);
+  void deliver(MessageType type, std::span<const uint8_t> data);
 
   LoopContext& ctx_;
   uint64_t id_;
   std::string peer_;
-  bool opened_ = false;
+  bool opened_ = false;   // the application has seen on_open
+  bool resume_ = false;   // tether.resume.v1 negotiated
+  resume::Session* session_ = nullptr;
 };
 
 }  // namespace tether::detail

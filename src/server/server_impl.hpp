@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "protocol/handshake.hpp"
+#include "resume/config.hpp"
 #include "tether/server.hpp"
 
 namespace tether::detail {
@@ -18,6 +19,8 @@ struct ServerImpl {
 
   ServerOptions opts;
   protocol::ServerHandshakeConfig handshake;
+  bool resume = false;  // tether.resume.v1 offered (resume_window > 0)
+  resume::Config resume_config;
   std::function<void(Connection&)> on_open;
   std::function<void(Connection&, std::string_view, MessageType)> on_message;
   std::function<void(Connection&, const CloseInfo&)> on_close;

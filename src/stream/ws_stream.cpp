@@ -6,6 +6,7 @@
 #include <sys/socket.h>
 
 #include <cerrno>
+#include <algorithm>
 #include <cstring>
 
 #include "loop/socket.hpp"
@@ -200,8 +201,13 @@ void WsStream::on_close(const CloseInfo& info) {
   stream_close(info);
 }
 
+void WsStream::arm_no_later_than(loop::TimePoint t) {
+  if (fd_ < 0 || t == loop::TimePoint::max()) return;
+  if (!timer_.armed() || t < timer_.deadline()) loop_.timers().schedule(timer_, t);
+}
+
 void WsStream::rearm() {
-  const auto deadline = live_.next_deadline();
+  const auto deadline = std::min(live_.next_deadline(), stream_deadline());
   if (deadline == loop::TimePoint::max())
     loop_.timers().cancel(timer_);
   else
@@ -211,6 +217,11 @@ void WsStream::rearm() {
 void WsStream::on_timer() {
   if (fd_ < 0) return;
   const auto now = loop_.now();
+  if (now >= stream_deadline()) {
+    stream_timer(now);
+    if (fd_ < 0) return;
+    if (!in_io_) stream_schedule_flush();
+  }
   for (int guard = 0; guard < 4; ++guard) {
     switch (live_.check(now)) {
       case liveness::Action::none:

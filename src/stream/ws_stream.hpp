@@ -46,6 +46,9 @@ class WsStream : public loop::IoHandler, public protocol::Handler {
   void flush();
   // Sends a heartbeat ping now (its pong yields an RTT sample). false when not open.
   bool ping_now();
+  // The owner's deadline (stream_deadline) may have moved earlier: re-arm if the timer would
+  // fire too late. Costs nothing when it would not.
+  void arm_no_later_than(loop::TimePoint t);
 
   std::size_t buffered() const { return proto_.out().size(); }
   std::optional<loop::Duration> last_rtt() const { return rtt_; }
@@ -63,6 +66,10 @@ class WsStream : public loop::IoHandler, public protocol::Handler {
   virtual void stream_rtt(loop::Duration) {}
   // A send from outside this stream's I/O callback: flush at the end of the loop iteration.
   virtual void stream_schedule_flush() = 0;
+  // A deadline of the owner's own (session resume: pending ack, window expiry), served by the
+  // same per-stream timer: stream_timer(now) runs once it has come.
+  virtual loop::TimePoint stream_deadline() const { return loop::TimePoint::max(); }
+  virtual void stream_timer(loop::TimePoint) {}
 
   loop::EventLoop& loop_;
 

@@ -36,7 +36,6 @@ void refuse_unimplemented(const ConnectArgs& a) {
   auto later = [](const char* flag, const char* what) {
     throw UsageError{std::string(flag) + ": " + what + " is not implemented yet"};
   };
-  if (a.resume) later("--resume", "session resume");
   if (!a.ca.empty()) later("--ca", "TLS");
 }
 }  // namespace
@@ -63,7 +62,8 @@ std::function<int()> add_connect(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--max-attempts", args->max_attempts, "Reconnect attempts in a row (0: forever)")
       ->capture_default_str();
-  cmd->add_flag("--resume", args->resume);
+  cmd->add_flag("--resume", args->resume,
+                "Negotiate tether.resume.v1: exactly-once, in-order delivery across reconnects");
   cmd->add_flag("--echo", args->echo, "Send every received message back (stdin is not read)");
   cmd->add_flag("--json-events", args->json_events, "One JSON object per line on stdout");
   cmd->add_option("--ca", args->ca);
@@ -81,6 +81,7 @@ std::function<int()> add_connect(CLI::App& app) {
     if (opts.backoff_max < opts.backoff_min)
       throw UsageError{"--backoff-max: must not be below --backoff-min"};
     opts.max_attempts = args->max_attempts;
+    opts.resume = args->resume;
     opts.ping_interval = to_duration(args->ping_interval);
     opts.ping_timeout = to_duration(args->ping_timeout);
     Client client(opts);
@@ -126,6 +127,19 @@ std::function<int()> add_connect(CLI::App& app) {
                      info.was_clean ? "clean" : "not clean",
                      std::string(to_string(info.cause)).c_str());
       }
+    });
+    client.on_resumed([&](uint64_t replayed) {
+      if (json)
+        emit_line(json_line({{"event", "resumed"}, {"replayed", replayed}}));
+      else
+        std::fprintf(stderr, "session resumed (%llu messages sent again)\n",
+                     static_cast<unsigned long long>(replayed));
+    });
+    client.on_resume_failed([&](std::string_view reason) {
+      if (json)
+        emit_line(json_line({{"event", "resume_failed"}, {"reason", reason}}));
+      else
+        std::fprintf(stderr, "resume failed: %.*s\n", static_cast<int>(reason.size()), reason.data());
     });
     client.on_rtt([&](std::chrono::nanoseconds rtt) {
       const double ms = std::chrono::duration<double, std::milli>(rtt).count();

@@ -20,7 +20,7 @@ struct ServeArgs {
   std::string ping_interval = "25s", ping_timeout = "20s", idle_timeout = "0",
               handshake_timeout = "10s";
   std::string max_message = "16m";
-  std::string resume_window, tls_cert, tls_key, redis;
+  std::string resume_window = "2m", tls_cert, tls_key, redis;
   bool json_events = false;
 };
 
@@ -32,7 +32,6 @@ void refuse_unimplemented(const ServeArgs& a) {
   };
   if (a.mode == "chat") later("--mode chat", "the chat application");
   if (!a.static_dir.empty()) later("--static", "static file serving");
-  if (!a.resume_window.empty()) later("--resume-window", "session resume");
   if (!a.tls_cert.empty() || !a.tls_key.empty()) later("--tls-cert/--tls-key", "TLS");
   if (!a.redis.empty()) later("--redis", "Redis fan-out");
 }
@@ -72,7 +71,10 @@ std::function<int()> add_serve(CLI::App& app) {
   cmd->add_option("--max-message", args->max_message, "Largest message accepted (1009 past it)")
       ->check(size_validator())
       ->capture_default_str();
-  cmd->add_option("--resume-window", args->resume_window)->check(duration_validator());
+  cmd->add_option("--resume-window", args->resume_window,
+                  "Keep sessions and unacknowledged messages this long for tether.resume.v1 (0: off)")
+      ->check(duration_validator())
+      ->capture_default_str();
   cmd->add_flag("--json-events", args->json_events, "One JSON object per line per connection event");
   cmd->add_option("--tls-cert", args->tls_cert);
   cmd->add_option("--tls-key", args->tls_key);
@@ -97,6 +99,7 @@ std::function<int()> add_serve(CLI::App& app) {
     opts.ping_timeout = to_duration(args->ping_timeout);
     opts.idle_timeout = to_duration(args->idle_timeout);
     opts.handshake_timeout = to_duration(args->handshake_timeout);
+    opts.resume_window = to_duration(args->resume_window);
     Server server(opts);
     const bool json = args->json_events;
     const bool broadcast = args->mode == "broadcast";
