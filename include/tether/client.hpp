@@ -66,6 +66,9 @@ class Client {
   // (back to 1 once a connection has stayed up for backoff_reset_after).
   unsigned attempt() const;
   const std::string& url() const;  // the URL of the current (or latest) connection
+  // Messages not yet delivered: queued while offline, or (with resume) not yet acknowledged.
+  // Read it from the loop's thread, or after run() has returned.
+  std::size_t pending_messages() const;
 
  private:
   struct Impl;

@@ -60,9 +60,11 @@ struct Client::Impl {
   std::function<void(std::string_view)> on_resume_failed_fn;
 
   static resume::Config resume_config(const ClientOptions& o) {
+    // The session window is the offline queue in resume mode: at least the plain queue's
+    // bounds, and the resume defaults (10,000 messages / 16 MiB) when those are larger.
     resume::Config c;
-    c.max_messages = o.offline_queue_max_messages;
-    c.max_bytes = o.offline_queue_max_bytes;
+    c.max_messages = std::max(c.max_messages, o.offline_queue_max_messages);
+    c.max_bytes = std::max(c.max_bytes, o.offline_queue_max_bytes);
     return c;
   }
   resume::ClientSession session;  // lives across reconnects
@@ -99,6 +101,8 @@ struct Client::Impl {
     if (owned) loop.stop();
   }
   SendStatus do_send(std::string_view data, MessageType type);
+  SendStatus do_send_inner(std::string_view data, MessageType type);
+  bool app_closed = false;  // our close frame went out: the end of this client, however it ends
   void do_close(uint16_t code, std::string_view reason);
 };
 
@@ -252,7 +256,8 @@ void Client::Impl::closed(const CloseInfo& info, bool may_reconnect) {
   // Decide first, so that the application's on_close already sees `reconnecting` (and a send()
   // from it is queued for the next connection rather than dropped).
   std::optional<loop::Duration> delay;
-  if (may_reconnect && opts.reconnect &&
+  // Once our own close went out the client is done, even if the closing handshake was cut.
+  if (may_reconnect && opts.reconnect && !app_closed &&
       (opts.should_reconnect ? opts.should_reconnect(info)
                              : liveness::default_should_reconnect(info))) {
     uint64_t bits;
@@ -278,7 +283,7 @@ void Client::Impl::resume_frame(MessageType type, std::span<const uint8_t> bytes
   // Never leave a hole in the numbering: if the frame cannot be queued, drop the connection and
   // let the resume replay it from the window.
   if (stream->send_message(view, type) == SendStatus::dropped)
-    stream->abort(Cause::local_close, "send buffer full; reconnecting to resume");
+    stream->abort(Cause::network_error, "send buffer full; reconnecting to resume");
 }
 
 // EOF / close() in resume mode waits until the server has acknowledged everything we sent.
@@ -288,15 +293,26 @@ void Client::Impl::maybe_close_after_acks() {
   if (!session.endpoint().window().empty()) return;
   close_requested = false;
   state = State::closing;
+  app_closed = true;
   stream->close_stream(close_code, close_reason);
 }
 
 SendStatus Client::Impl::do_send(std::string_view data, MessageType type) {
+  SendStatus st = do_send_inner(data, type);
+  if (st == SendStatus::dropped && on_error_fn)
+    on_error_fn(state == State::closing || state == State::closed || close_requested
+                    ? "message dropped: the connection is closing"
+                    : "message dropped: offline queue full");
+  return st;
+}
+
+SendStatus Client::Impl::do_send_inner(std::string_view data, MessageType type) {
   if (opts.resume) {
     // Every message is numbered and kept until acknowledged, connected or not: the session's
     // window is the offline queue.
     if (state == State::closing || state == State::closed || close_requested) return SendStatus::dropped;
-    if (session.endpoint().window().size() >= opts.offline_queue_max_messages) return SendStatus::dropped;
+    // Past its bounds the window forces out the oldest message; the next resume then fails
+    // explicitly ("replay window exceeded (client)"), never silently.
     Impl* c = this;
     session.send(type, protocol::Connection::as_bytes(data), loop.now(),
                  [c](MessageType t, std::span<const uint8_t> b) { c->resume_frame(t, b); });
@@ -330,6 +346,7 @@ void Client::Impl::do_close(uint16_t code, std::string_view reason) {
   }
   if (state == State::open && stream) {
     state = State::closing;
+    app_closed = true;
     stream->close_stream(code, reason);
   } else if (state == State::reconnecting && pending.empty()) {
     finish();  // nothing left to deliver: stop trying
@@ -362,6 +379,9 @@ void Client::on_reconnecting(std::function<void(unsigned, std::chrono::milliseco
   impl_->on_reconnecting_fn = std::move(fn);
 }
 unsigned Client::attempt() const { return impl_->attempt_no; }
+std::size_t Client::pending_messages() const {
+  return impl_->opts.resume ? impl_->session.endpoint().window().size() : impl_->pending.size();
+}
 const std::string& Client::url() const { return impl_->urls[impl_->url_index]; }
 
 void Client::connect() {

@@ -1,6 +1,7 @@
 // `tether connect`: a command-line WebSocket client (CONTRACT.md).
 #include <unistd.h>
 
+#include <atomic>
 #include <cmath>
 #include <cstdio>
 #include <iostream>
@@ -154,18 +155,23 @@ std::function<int()> add_connect(CLI::App& app) {
     });
 
     client.connect();
+    std::atomic<bool> eof{false};
     if (!echo) {
       // stdin is read on its own thread; Client::send is thread-safe and queues while offline.
-      std::thread([&client] {
+      std::thread([&client, &eof] {
         std::string line;
         while (std::getline(std::cin, line)) client.send(line);
+        eof = true;
         client.close(close_code::normal);  // after everything queued (posts are ordered)
       }).detach();
     }
     client.run();
     std::fflush(stdout);
+    // Success: a clean close, or stdin ended and everything it gave was delivered (the client
+    // may have been between connections then, with nothing left to send).
+    const bool ok = clean || (eof && client.pending_messages() == 0);
     // The stdin thread may still be blocked in getline: leave without unwinding it.
-    std::_Exit(clean ? 0 : 1);
+    std::_Exit(ok ? 0 : 1);
   };
 }
 
