@@ -108,13 +108,7 @@ struct Client::Impl {
 
 struct Client::Impl::Stream final : detail::WsStream {
   Stream(Impl& c, const detail::StreamConfig& cfg)
-      : WsStream(c.loop, cfg, c.rng, read_buffer()), client(c) {}
-  // One read buffer per loop thread, shared by every client on it (streams are created and read
-  // on their loop's thread, one at a time), so 10,000 clients do not cost 10,000 buffers.
-  static std::span<uint8_t> read_buffer() {
-    static thread_local std::vector<uint8_t> buf(256 * 1024);
-    return buf;
-  }
+      : WsStream(c.loop, cfg, c.rng, c.loop.read_buffer()), client(c) {}
   Impl& client;
 
   void stream_open() override {

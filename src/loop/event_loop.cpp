@@ -42,6 +42,7 @@ struct EventLoop::Impl {
   std::vector<Registration> regs;  // indexed by fd
   std::vector<epoll_event> events = std::vector<epoll_event>(kMaxEvents);
   std::vector<std::function<void()>> deferred;
+  std::vector<uint8_t> read_buf;  // see read_buffer()
   std::atomic<std::thread::id> owner;
 
   std::mutex post_mu;
@@ -227,5 +228,10 @@ bool EventLoop::in_loop_thread() const {
 }
 
 void EventLoop::update_time() { now_ = impl_->clock->now(); }
+
+std::span<uint8_t> EventLoop::read_buffer() {
+  if (impl_->read_buf.empty()) impl_->read_buf.resize(256 * 1024);
+  return impl_->read_buf;
+}
 
 }  // namespace tether::loop

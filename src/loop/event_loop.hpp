@@ -13,6 +13,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <span>
 #include <system_error>
 #include <vector>
 
@@ -62,6 +63,9 @@ class EventLoop {
   TimePoint now() const { return now_; }  // cached at the start of the iteration
   void update_time();
   TimerWheel& timers() { return wheel_; }
+  // A read buffer owned by the loop, shared by every socket it drives (they are read one at a
+  // time, on this loop's thread): memory per connection stays independent of the read size.
+  std::span<uint8_t> read_buffer();
 
  private:
   struct Impl;

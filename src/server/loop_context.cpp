@@ -7,7 +7,7 @@
 
 namespace tether::detail {
 
-LoopContext::LoopContext(ServerImpl& s) : server(s), read_buf(256 * 1024) {
+LoopContext::LoopContext(ServerImpl& s) : server(s) {
   if (server.resume) sessions = std::make_unique<resume::SessionStore>(server.resume_config, rng);
   session_timer.set_callback(
       [](loop::Timer&, void* self) {

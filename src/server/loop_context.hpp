@@ -37,7 +37,6 @@ struct LoopContext final : loop::IoHandler {
   std::unordered_set<ServerConn*> conns;
   std::vector<ServerConn*> flush_list;
   std::vector<ServerConn*> graveyard;
-  std::vector<uint8_t> read_buf;  // shared by all connections of this loop
   bool after_io_scheduled = false;
   bool stopping = false;
   loop::Timer shutdown_timer;

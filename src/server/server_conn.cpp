@@ -23,7 +23,7 @@ StreamConfig make_config(const ServerImpl& s) {
 }  // namespace
 
 ServerConn::ServerConn(LoopContext& ctx, uint64_t id, std::string peer)
-    : WsStream(ctx.loop, make_config(ctx.server), ctx.rng, ctx.read_buf),
+    : WsStream(ctx.loop, make_config(ctx.server), ctx.rng, ctx.loop.read_buffer()),
       ctx_(ctx),
       id_(id),
       peer_(std::move(peer)) {}

@@ -228,9 +228,7 @@ void WsStream::on_timer() {
         rearm();
         return;
       case liveness::Action::send_ping:
-        ping_now();
-        flush();
-        if (fd_ < 0) return;
+        ping_now();  // flushed with everything else at the end of this loop iteration
         continue;
       case liveness::Action::heartbeat_timeout:
         abort(Cause::heartbeat_timeout,
