@@ -229,3 +229,55 @@ TEST(Reconnect, GivesUpAfterMaxAttempts) {
 }
 
 }  // namespace
+
+namespace {
+
+// Several URLs: each attempt takes the next one, so a dead node is skipped for a live one.
+TEST(Reconnect, RotatesThroughUrls) {
+  tether::ServerOptions so;
+  so.port = 0;
+  so.shutdown_timeout = 200ms;
+  RunningServer live(so);
+  ASSERT_FALSE(live.listen_error);
+  tether::ClientOptions co;
+  co.url = "ws://127.0.0.1:" + std::to_string(free_port()) + "/dead";
+  co.fallback_urls = {"ws://127.0.0.1:" + std::to_string(live.server.port()) + "/live"};
+  co.backoff_min = 10ms;
+  co.backoff_max = 20ms;
+  tether::Client c(co);
+  std::string opened_url;
+  unsigned opened_attempt = 0;
+  c.on_open([&] {
+    opened_url = c.url();
+    opened_attempt = c.attempt();
+    c.close();
+  });
+  c.connect();
+  c.run();
+  EXPECT_EQ(opened_url, co.fallback_urls[0]);
+  EXPECT_EQ(opened_attempt, 2u);
+}
+
+// The application's policy overrides the default: here, never reconnect after 1001.
+TEST(Reconnect, ApplicationPolicyDecides) {
+  tether::ServerOptions so;
+  so.port = 0;
+  auto server = std::make_unique<RunningServer>(so);
+  tether::ClientOptions co;
+  co.url = "ws://127.0.0.1:" + std::to_string(server->server.port()) + "/";
+  std::vector<uint16_t> asked;
+  co.should_reconnect = [&](const tether::CloseInfo& i) {
+    asked.push_back(i.code);
+    return false;
+  };
+  tether::Client c(co);
+  std::thread stopper;
+  c.on_open([&] { stopper = std::thread([&] { server->stop(); }); });  // 1001 going away
+  c.connect();
+  c.run();  // returns: the policy said no
+  stopper.join();
+  EXPECT_EQ(asked, (std::vector<uint16_t>{1001}));
+  EXPECT_EQ(c.state(), tether::Client::State::closed);
+}
+
+}  // namespace
