@@ -48,7 +48,9 @@ class Client {
   // Each pong that answers one of our heartbeat pings: the round-trip time.
   void on_rtt(std::function<void(std::chrono::nanoseconds)> fn);
 
-  // Starts connecting (thread-safe). Errors arrive as on_close with cause connect_failed etc.
+  // Starts connecting (thread-safe; it runs from the loop's queue). Errors arrive as on_close
+  // with cause connect_failed etc. After the client has ended (state closed), connect() starts
+  // over.
   void connect();
   // Thread-safe. Before the connection is open the message waits in a bounded queue.
   SendStatus send(std::string_view data, MessageType type = MessageType::text);

@@ -207,7 +207,14 @@ struct Client::Impl::Stream final : detail::WsStream {
 };
 
 void Client::Impl::start() {
-  if (state != State::idle && state != State::reconnecting) return;
+  if (state == State::closed) {
+    // connect() again after the end: a new run of attempts.
+    app_closed = false;
+    close_requested = false;
+    attempt_no = 1;
+  } else if (state != State::idle && state != State::reconnecting) {
+    return;
+  }
   state = State::connecting;
   std::string err;
   const std::string& target = urls[url_index];
@@ -379,12 +386,10 @@ std::size_t Client::pending_messages() const {
 const std::string& Client::url() const { return impl_->urls[impl_->url_index]; }
 
 void Client::connect() {
-  if (impl_->loop.in_loop_thread()) {
-    impl_->start();
-  } else {
-    auto* i = impl_.get();
-    impl_->loop.post([i] { i->start(); });
-  }
+  // Always through the loop's queue, even on its own thread: connect() from inside a callback
+  // of the previous connection must not replace that connection while it is still on the stack.
+  auto* i = impl_.get();
+  impl_->loop.post([i] { i->start(); });
 }
 
 SendStatus Client::send(std::string_view data, MessageType type) {
