@@ -48,6 +48,11 @@ struct ServerOptions : LivenessOptions {
   std::size_t send_buffer_limit = 1u << 20;
   // Past this, send() drops the message instead of queueing it (bounded memory per connection).
   std::size_t send_buffer_max = 16u << 20;
+  // Fan-out (publish, broadcast) to a subscriber whose queue is already past send_buffer_limit:
+  // skip it and count the drop (live feeds: the next update supersedes this one), or close it
+  // with 1013 "try again later" so it reconnects and catches up (resume replays what it missed).
+  enum class SlowSubscriber : uint8_t { drop, close };
+  SlowSubscriber slow_subscriber = SlowSubscriber::drop;
   // How long a graceful stop waits for clients to finish the closing handshake (§7.1.1) before
   // dropping them. A few seconds: CONTRACT.md promises a bounded stop.
   std::chrono::milliseconds shutdown_timeout{3000};
@@ -64,6 +69,10 @@ struct ServerOptions : LivenessOptions {
   std::vector<std::string> subprotocols;
   // Origin check (§10.2): return false to answer 403. Empty: accept any origin.
   std::function<bool(std::string_view origin)> check_origin;
+  // Serve files from this directory to plain GET/HEAD requests that are not upgrades (ETag,
+  // Last-Modified, 304s; nothing outside it, symlinks included). Empty: off, such requests get
+  // 426 (only /healthz is answered) since the port speaks WebSocket.
+  std::string static_dir;
 };
 
 struct ClientOptions : LivenessOptions {

@@ -71,9 +71,22 @@ class Server {
   // tether clients honour (with jitter), so they do not all reconnect in the same instant.
   void stop_for_restart();
 
-  // Sends to every open connection on every loop (thread-safe; other loops get a copy).
+  // Sends to every open connection on every loop (thread-safe; other loops get a copy). The frame
+  // is encoded once per loop and the same bytes are queued on every connection.
   void broadcast(std::string_view data, MessageType type = MessageType::text);
   std::size_t connection_count() const;
+
+  // Pub/sub. subscribe/unsubscribe run on the connection's loop thread (inside its callbacks);
+  // subscriptions end with the connection.
+  void subscribe(Connection& c, std::string_view topic);
+  void unsubscribe(Connection& c, std::string_view topic);
+  // Thread-safe: sends to every subscriber of `topic` on every loop, encoding the frame once per
+  // loop. Slow subscribers are handled per ServerOptions::slow_subscriber.
+  void publish(std::string_view topic, std::string_view data, MessageType type = MessageType::text);
+  // Thread-safe: sends to the connection with this id, wherever it is (dropped if it is gone).
+  void send_to(uint64_t id, std::string_view data, MessageType type = MessageType::text);
+  // Fan-out messages skipped because a subscriber was too slow (SlowSubscriber::drop).
+  uint64_t dropped_messages() const;
 
  private:
   struct Impl;

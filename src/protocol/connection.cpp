@@ -327,6 +327,23 @@ bool Connection::send(Opcode type, std::span<const uint8_t> payload, bool fin) {
   return true;
 }
 
+void Connection::encode_server_frame(Opcode type, std::span<const uint8_t> payload,
+                                     std::vector<uint8_t>& out) {
+  codec::FrameHeader h;
+  h.opcode = type;
+  h.payload_len = payload.size();
+  const std::size_t hs = codec::header_size(payload.size(), false);
+  out.resize(hs + payload.size());
+  codec::encode_header(h, out.data());
+  if (!payload.empty()) std::memcpy(out.data() + hs, payload.data(), payload.size());
+}
+
+bool Connection::send_encoded(std::span<const uint8_t> frame) {
+  if (state_ != State::open || out_in_message_ || config_.role != Role::server) return false;
+  out_.append(frame.data(), frame.size());
+  return true;
+}
+
 bool Connection::ping(std::span<const uint8_t> payload) {
   if (state_ != State::open || payload.size() > codec::max_control_payload) return false;
   write_frame(Opcode::ping, true, payload);

@@ -68,6 +68,12 @@ class Connection {
   // Sends one message (one frame) or one fragment. false when not open (nothing queued).
   bool send(codec::Opcode type, std::span<const uint8_t> payload, bool fin = true);
   bool send_text(std::string_view s) { return send(codec::Opcode::text, as_bytes(s)); }
+  // Fan-out (pub/sub, broadcast): a server frame is the same bytes for every connection (no
+  // mask, §5.1), so it is encoded once with encode_server_frame() and appended to each
+  // connection with send_encoded(). false when not open or inside an outgoing fragmented message.
+  static void encode_server_frame(codec::Opcode type, std::span<const uint8_t> payload,
+                                  std::vector<uint8_t>& out);
+  bool send_encoded(std::span<const uint8_t> frame);
   bool ping(std::span<const uint8_t> payload = {});
   bool pong(std::span<const uint8_t> payload = {});
   // Starts the closing handshake (§7.1.2). Invalid codes are local misuse: returns false.

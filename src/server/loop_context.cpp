@@ -2,6 +2,8 @@
 
 #include <sys/epoll.h>
 
+#include <algorithm>
+
 #include "loop/socket.hpp"
 #include "server/server_conn.hpp"
 
@@ -20,7 +22,7 @@ LoopContext::LoopContext(ServerImpl& s) : server(s) {
       [](loop::Timer&, void* self) {
         auto* ctx = static_cast<LoopContext*>(self);
         // Clients that did not finish the closing handshake in time are dropped (bounded stop).
-        std::vector<ServerConn*> left(ctx->conns.begin(), ctx->conns.end());
+        std::vector<ServerConn*> left = ctx->all_conns();
         for (auto* c : left) c->abort(Cause::local_close, "server shutdown: close handshake timed out");
         ctx->maybe_finish_shutdown();
       },
@@ -28,7 +30,7 @@ LoopContext::LoopContext(ServerImpl& s) : server(s) {
 }
 
 LoopContext::~LoopContext() {
-  for (auto* c : conns) delete c;
+  for (auto& [id, c] : conns) delete c;
   for (auto* c : graveyard) delete c;
   if (listen_fd >= 0) loop::close_fd(listen_fd);
 }
@@ -50,7 +52,7 @@ void LoopContext::on_io(uint32_t) {
       delete c;
       continue;
     }
-    conns.insert(c);
+    conns.emplace(c->id(), c);
     server.connection_count.fetch_add(1, std::memory_order_relaxed);
   }
 }
@@ -66,7 +68,10 @@ void LoopContext::schedule_flush(ServerConn* c) {
 }
 
 void LoopContext::retire(ServerConn* c) {
-  conns.erase(c);
+  c->retired = true;
+  conns.erase(c->id());
+  const auto subscribed = c->topics;  // unsubscribe() edits c->topics
+  for (const auto& t : subscribed) unsubscribe(c, t);
   server.connection_count.fetch_sub(1, std::memory_order_relaxed);
   graveyard.push_back(c);
   if (!after_io_scheduled) {
@@ -97,7 +102,7 @@ void LoopContext::begin_shutdown(uint16_t code, const std::string& reason) {
     loop::close_fd(listen_fd);
     listen_fd = -1;
   }
-  std::vector<ServerConn*> all(conns.begin(), conns.end());
+  std::vector<ServerConn*> all = all_conns();
   const auto spread_ms = static_cast<uint64_t>(server.opts.restart_spread.count());
   for (auto* c : all) {
     if (!c->is_open()) {
@@ -132,14 +137,74 @@ void LoopContext::schedule_session_expiry() {
 }
 
 ServerConn* LoopContext::find(uint64_t id) {
-  for (auto* c : conns)
-    if (c->id() == id) return c;
-  return nullptr;
+  auto it = conns.find(id);
+  return it == conns.end() ? nullptr : it->second;
+}
+
+std::vector<ServerConn*> LoopContext::all_conns() const {
+  std::vector<ServerConn*> v;
+  v.reserve(conns.size());
+  for (auto& [id, c] : conns) v.push_back(c);
+  return v;
+}
+
+void LoopContext::subscribe(ServerConn* c, std::string_view topic) {
+  for (const auto& t : c->topics)
+    if (t == topic) return;
+  c->topics.emplace_back(topic);
+  topics[std::string(topic)].push_back(c);
+}
+
+void LoopContext::unsubscribe(ServerConn* c, std::string_view topic) {
+  auto it = topics.find(std::string(topic));
+  if (it != topics.end()) {
+    auto& subs = it->second;
+    subs.erase(std::remove(subs.begin(), subs.end(), c), subs.end());
+    if (subs.empty()) topics.erase(it);
+  }
+  auto& mine = c->topics;
+  mine.erase(std::remove(mine.begin(), mine.end(), topic), mine.end());
+}
+
+void LoopContext::fan_out(ServerConn* c, std::span<const uint8_t> frame, std::string_view data,
+                          MessageType type) {
+  if (!c->is_open()) return;
+  // Slow means the kernel will not take more, not that this batch queued a lot: try to write
+  // before judging.
+  if (c->buffered_amount() > server.opts.send_buffer_limit) c->flush();
+  if (!c->is_open()) return;
+  if (c->buffered_amount() > server.opts.send_buffer_limit) {
+    if (server.opts.slow_subscriber == ServerOptions::SlowSubscriber::close) {
+      c->close(close_code::try_again_later, "too slow: send queue full");
+    } else {
+      dropped.fetch_add(1, std::memory_order_relaxed);
+    }
+    return;
+  }
+  c->send_prepared(frame, data, type);
+}
+
+void LoopContext::publish_local(std::string_view topic, std::string_view data, MessageType type) {
+  auto it = topics.find(std::string(topic));
+  if (it == topics.end()) return;
+  protocol::Connection::encode_server_frame(
+      type == MessageType::text ? codec::Opcode::text : codec::Opcode::binary,
+      protocol::Connection::as_bytes(data), fan_frame);
+  // A copy (into a reused vector): fan_out may write, fail and retire a subscriber, which
+  // unsubscribes it from the list being walked.
+  fan_targets.assign(it->second.begin(), it->second.end());
+  for (ServerConn* c : fan_targets)
+    if (!c->retired) fan_out(c, fan_frame, data, type);
 }
 
 void LoopContext::broadcast_local(std::string_view data, MessageType type) {
-  for (auto* c : conns)
-    if (c->is_open()) c->send(data, type);
+  protocol::Connection::encode_server_frame(
+      type == MessageType::text ? codec::Opcode::text : codec::Opcode::binary,
+      protocol::Connection::as_bytes(data), fan_frame);
+  fan_targets.clear();
+  for (auto& [id, c] : conns) fan_targets.push_back(c);
+  for (ServerConn* c : fan_targets)
+    if (!c->retired) fan_out(c, fan_frame, data, type);
 }
 
 }  // namespace tether::detail

@@ -4,7 +4,9 @@
 #include <memory>
 #include <string>
 #include <thread>
-#include <unordered_set>
+#include <atomic>
+#include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "loop/event_loop.hpp"
@@ -34,7 +36,19 @@ struct LoopContext final : loop::IoHandler {
   loop::EventLoop loop;
   int listen_fd = -1;
   protocol::SystemRandom rng;
-  std::unordered_set<ServerConn*> conns;
+  std::unordered_map<uint64_t, ServerConn*> conns;  // by connection id
+  std::vector<ServerConn*> all_conns() const;
+  // Pub/sub: topic -> subscribers on this loop.
+  std::unordered_map<std::string, std::vector<ServerConn*>> topics;
+  void subscribe(ServerConn* c, std::string_view topic);
+  void unsubscribe(ServerConn* c, std::string_view topic);
+  void publish_local(std::string_view topic, std::string_view data, MessageType type);
+  // Queues one pre-encoded frame (or, for resume sessions, the message) on `c`, applying the
+  // slow-subscriber policy.
+  void fan_out(ServerConn* c, std::span<const uint8_t> frame, std::string_view data, MessageType type);
+  std::vector<uint8_t> fan_frame;         // reused encoding buffer
+  std::vector<ServerConn*> fan_targets;  // reused snapshot of the receivers
+  std::atomic<uint64_t> dropped{0};
   std::vector<ServerConn*> flush_list;
   std::vector<ServerConn*> graveyard;
   bool after_io_scheduled = false;

@@ -105,6 +105,48 @@ void Server::broadcast(std::string_view data, MessageType type) {
   }
 }
 
+void Server::subscribe(Connection& c, std::string_view topic) {
+  auto& sc = static_cast<detail::ServerConn&>(c);
+  sc.context().subscribe(&sc, topic);
+}
+
+void Server::unsubscribe(Connection& c, std::string_view topic) {
+  auto& sc = static_cast<detail::ServerConn&>(c);
+  sc.context().unsubscribe(&sc, topic);
+}
+
+void Server::publish(std::string_view topic, std::string_view data, MessageType type) {
+  for (auto& ctx : impl_->loops) {
+    if (ctx.get() == detail::current_loop) {
+      ctx->publish_local(topic, data, type);
+    } else {
+      auto* c = ctx.get();
+      c->loop.post([c, t = std::string(topic), copy = std::string(data), type] {
+        c->publish_local(t, copy, type);
+      });
+    }
+  }
+}
+
+void Server::send_to(uint64_t id, std::string_view data, MessageType type) {
+  for (auto& ctx : impl_->loops) {
+    auto* c = ctx.get();
+    if (c == detail::current_loop) {
+      if (auto* conn = c->find(id)) conn->send(data, type);
+    } else {
+      c->loop.post([c, id, copy = std::string(data), type] {
+        if (auto* conn = c->find(id)) conn->send(copy, type);
+      });
+    }
+  }
+}
+
+uint64_t Server::dropped_messages() const {
+  uint64_t n = 0;
+  for (auto& ctx : impl_->loops) n += ctx->dropped.load(std::memory_order_relaxed);
+  return n;
+}
+
 void Server::stop_for_restart() { stop(close_code::service_restart, "server restart"); }
 
 std::size_t Server::connection_count() const {

@@ -1,6 +1,9 @@
 #include "server/server_conn.hpp"
 
+#include <ctime>
+
 #include "server/loop_context.hpp"
+#include "server/static_files.hpp"
 
 namespace tether::detail {
 
@@ -47,6 +50,19 @@ SendStatus ServerConn::send(std::string_view data, MessageType type) {
   arm_no_later_than(session_->endpoint.next_deadline());
   return buffered() > ctx_.server.opts.send_buffer_limit ? SendStatus::backpressure
                                                          : SendStatus::success;
+}
+
+void ServerConn::send_prepared(std::span<const uint8_t> frame, std::string_view data,
+                               MessageType type) {
+  if (resume_) {
+    send(data, type);
+    return;
+  }
+  if (buffered() + frame.size() > ctx_.server.opts.send_buffer_max) return;
+  if (protocol().send_encoded(frame)) {
+    note_message_sent();
+    ctx_.schedule_flush(this);
+  }
 }
 
 void ServerConn::resume_frame(MessageType type, std::span<const uint8_t> bytes) {
@@ -137,6 +153,11 @@ void ServerConn::on_http_request(const protocol::HttpHead& request, std::string&
   std::string_view target = request.target;
   if (request.method == "GET" && (target == "/healthz" || target.starts_with("/healthz?"))) {
     response = protocol::http_response(200, "Content-Type: text/plain\r\n", "ok\n");
+    return;
+  }
+  // Plain requests other than /healthz: files from --static DIR, else 426 (a WebSocket endpoint).
+  if (!ctx_.server.opts.static_dir.empty()) {
+    response = serve_static(ctx_.server.opts.static_dir, request, std::time(nullptr));
     return;
   }
   protocol::Handler::on_http_request(request, response);

@@ -2,6 +2,7 @@
 #pragma once
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "resume/session_store.hpp"
 #include "stream/ws_stream.hpp"
@@ -26,6 +27,12 @@ class ServerConn final : public Connection, public WsStream {
   std::optional<std::chrono::nanoseconds> rtt() const override { return last_rtt(); }
 
   bool in_flush_list = false;
+  bool retired = false;  // socket gone, deleted at the end of the loop iteration
+  LoopContext& context() { return ctx_; }
+  std::vector<std::string> topics;  // subscriptions, removed from the loop's table on retire
+  // Fan-out: queue a frame encoded once for many (plain connections), or send the message
+  // through the resume session (numbered per session).
+  void send_prepared(std::span<const uint8_t> frame, std::string_view data, MessageType type);
 
  private:
   void stream_open() override;

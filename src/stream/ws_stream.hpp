@@ -46,6 +46,8 @@ class WsStream : public loop::IoHandler, public protocol::Handler {
   void flush();
   // Sends a heartbeat ping now (its pong yields an RTT sample). false when not open.
   bool ping_now();
+  // An application message was queued by other means (a pre-encoded fan-out frame).
+  void note_message_sent() { live_.message(loop_.now()); }
   // The owner's deadline (stream_deadline) may have moved earlier: re-arm if the timer would
   // fire too late. Costs nothing when it would not.
   void arm_no_later_than(loop::TimePoint t);

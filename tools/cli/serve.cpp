@@ -2,6 +2,7 @@
 #include <signal.h>
 
 #include <cstdio>
+#include <filesystem>
 #include <nlohmann/json.hpp>
 #include <thread>
 
@@ -31,9 +32,15 @@ void refuse_unimplemented(const ServeArgs& a) {
     throw UsageError{std::string(flag) + ": " + what + " is not implemented yet"};
   };
   if (a.mode == "chat") later("--mode chat", "the chat application");
-  if (!a.static_dir.empty()) later("--static", "static file serving");
   if (!a.tls_cert.empty() || !a.tls_key.empty()) later("--tls-cert/--tls-key", "TLS");
   if (!a.redis.empty()) later("--redis", "Redis fan-out");
+}
+
+// --static DIR must name an existing directory now, not at the first request.
+void check_static_dir(const std::string& dir) {
+  std::error_code ec;
+  if (!dir.empty() && !std::filesystem::is_directory(dir, ec))
+    throw UsageError{"--static: " + dir + " is not a directory"};
 }
 
 }  // namespace
@@ -82,6 +89,7 @@ std::function<int()> add_serve(CLI::App& app) {
 
   return [args]() -> int {
     refuse_unimplemented(*args);
+    check_static_dir(args->static_dir);
     // Signals are taken by a dedicated thread with sigwait, so the stop runs in normal
     // context (no async-signal-safety traps). Block them before any loop thread starts.
     sigset_t sigs;
@@ -100,6 +108,7 @@ std::function<int()> add_serve(CLI::App& app) {
     opts.idle_timeout = to_duration(args->idle_timeout);
     opts.handshake_timeout = to_duration(args->handshake_timeout);
     opts.resume_window = to_duration(args->resume_window);
+    opts.static_dir = args->static_dir;
     Server server(opts);
     const bool json = args->json_events;
     const bool broadcast = args->mode == "broadcast";

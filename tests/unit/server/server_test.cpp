@@ -486,3 +486,111 @@ TEST(Deadlines, TcpOptionsAreApplied) {
 }
 
 }  // namespace
+
+namespace {
+
+// Pub/sub: subscribers on both loops get each publish once; others do not; a subscriber that
+// stops reading is skipped (counted) without slowing the rest.
+TEST(PubSub, PublishReachesSubscribersOnAllLoopsOnly) {
+  tether::ServerOptions o;
+  o.port = 0;
+  o.threads = 2;
+  o.shutdown_timeout = 300ms;
+  tether::Server server(o);
+  server.on_message([&](tether::Connection& c, std::string_view d, MessageType) {
+    if (d.starts_with("sub ")) {
+      server.subscribe(c, d.substr(4));
+      c.send("subscribed");
+    }
+  });
+  ASSERT_FALSE(server.listen());
+  std::thread t([&] { server.run(); });
+
+  std::vector<std::unique_ptr<RawPeer>> subs, others;
+  auto expect_text = [](RawPeer& p, std::string_view want) {
+    uint8_t op = 0;
+    std::string payload;
+    ASSERT_TRUE(p.read_frame(op, payload));
+    EXPECT_EQ(op, 0x1);
+    EXPECT_EQ(payload, want);
+  };
+  for (int i = 0; i < 6; ++i) {
+    subs.push_back(std::make_unique<RawPeer>(server.port()));
+    ASSERT_TRUE(subs.back()->upgrade());
+    subs.back()->write(frame(0x81, "sub news"));
+    expect_text(*subs.back(), "subscribed");
+  }
+  for (int i = 0; i < 2; ++i) {
+    others.push_back(std::make_unique<RawPeer>(server.port()));
+    ASSERT_TRUE(others.back()->upgrade());
+  }
+  server.publish("news", "first");
+  server.publish("weather", "nobody listens");
+  server.publish("news", "second");
+  for (auto& p : subs) {
+    expect_text(*p, "first");
+    expect_text(*p, "second");
+  }
+  // The others got nothing: a ping now is answered first.
+  for (auto& p : others) {
+    p->write(frame(0x89, "still there?"));
+    uint8_t op = 0;
+    std::string payload;
+    ASSERT_TRUE(p->read_frame(op, payload));
+    EXPECT_EQ(op, 0xA);
+    EXPECT_EQ(payload, "still there?");
+  }
+  server.stop();
+  t.join();
+}
+
+TEST(PubSub, SlowSubscriberIsSkippedAndCounted) {
+  tether::ServerOptions o;
+  o.port = 0;
+  o.shutdown_timeout = 300ms;  // send_buffer_limit: the default 1 MiB
+  tether::Server server(o);
+  server.on_message([&](tether::Connection& c, std::string_view d, MessageType) {
+    if (d.starts_with("sub ")) {
+      server.subscribe(c, d.substr(4));
+      c.send("subscribed");
+    }
+  });
+  ASSERT_FALSE(server.listen());
+  std::thread t([&] { server.run(); });
+  RawPeer slow(server.port()), fast(server.port());
+  for (RawPeer* p : {&slow, &fast}) {
+    ASSERT_TRUE(p->upgrade());
+    p->write(frame(0x81, "sub feed"));
+    uint8_t op;
+    std::string payload;
+    ASSERT_TRUE(p->read_frame(op, payload));
+  }
+  // `slow` never reads from now on; `fast` reads everything. 32 MiB in all, paced at ~80 MB/s:
+  // far more than the slow one's kernel buffers plus the 1 MiB limit, while the fast reader
+  // keeps up with room to spare.
+  const std::string chunk(16 * 1024, 'x');
+  std::atomic<bool> publishing{true};
+  std::thread pub([&] {
+    for (int i = 0; i < 2000; ++i) {
+      server.publish("feed", chunk, tether::MessageType::binary);
+      std::this_thread::sleep_for(200us);
+    }
+    server.publish("feed", "end");
+    publishing = false;
+  });
+  std::size_t got = 0;
+  for (;;) {
+    uint8_t op;
+    std::string payload;
+    ASSERT_TRUE(fast.read_frame(op, payload));
+    if (op == 0x1 && payload == "end") break;
+    ++got;
+  }
+  pub.join();
+  EXPECT_EQ(got, 2000u);  // the fast subscriber lost nothing
+  EXPECT_GT(server.dropped_messages(), 0u);  // the slow one was skipped, not buffered
+  server.stop();
+  t.join();
+}
+
+}  // namespace
