@@ -72,13 +72,16 @@ SendStatus WsStream::send_message(std::string_view data, MessageType type) {
                                                          : SendStatus::success;
 }
 
-bool WsStream::ping_now() {
+bool WsStream::ping_now(loop::TimePoint due) {
   if (fd_ < 0 || proto_.state() != protocol::State::open) return false;
   const auto now = loop_.now();
   uint8_t payload[liveness::ping_payload_size];
-  liveness::encode_ping(++ping_seq_, now, payload);
+  liveness::encode_ping(++ping_seq_, now, payload);  // the real send time, for the RTT
   proto_.ping(payload);
-  live_.pinged(now);  // queued (ahead of data under backpressure): our side is done
+  // Queued (ahead of data under backpressure): our side is done. Stamped with the time the
+  // ping was due rather than the timer tick that noticed it, so the period stays the interval
+  // instead of drifting by a tick each time.
+  live_.pinged(std::min(now, due));
   if (!in_io_) stream_schedule_flush();
   return true;
 }
@@ -223,12 +226,13 @@ void WsStream::on_timer() {
     if (!in_io_) stream_schedule_flush();
   }
   for (int guard = 0; guard < 4; ++guard) {
+    const auto due = live_.next_deadline();
     switch (live_.check(now)) {
       case liveness::Action::none:
         rearm();
         return;
       case liveness::Action::send_ping:
-        ping_now();  // flushed with everything else at the end of this loop iteration
+        ping_now(due);  // flushed with everything else at the end of this loop iteration
         continue;
       case liveness::Action::heartbeat_timeout:
         abort(Cause::heartbeat_timeout,

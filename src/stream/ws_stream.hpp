@@ -45,7 +45,7 @@ class WsStream : public loop::IoHandler, public protocol::Handler {
   void abort(Cause cause, std::string_view why);
   void flush();
   // Sends a heartbeat ping now (its pong yields an RTT sample). false when not open.
-  bool ping_now();
+  bool ping_now(loop::TimePoint due = loop::TimePoint::max());
   // An application message was queued by other means (a pre-encoded fan-out frame).
   void note_message_sent() { live_.message(loop_.now()); }
   // The owner's deadline (stream_deadline) may have moved earlier: re-arm if the timer would
