@@ -58,6 +58,11 @@ class Server {
   // Errors that are not tied to a connection's close (bad handshakes, accept failures).
   void on_error(std::function<void(std::string_view)> fn);
 
+  // Serves `body` for GET/HEAD of exactly `path` (query ignored) on the server's port, ahead of
+  // static files: small built-in pages such as the chat page. Call before listen(). The browser
+  // client is always served at /tether.js.
+  void add_page(std::string path, std::string content_type, std::string body);
+
   // Binds every loop's listener. Returns an error (e.g. address in use) instead of throwing.
   std::error_code listen();
   uint16_t port() const;

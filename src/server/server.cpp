@@ -7,6 +7,7 @@
 #include "server/server_conn.hpp"
 #include "server/server_impl.hpp"
 #include "resume/frame.hpp"
+#include "server/web_assets.hpp"
 
 namespace tether {
 
@@ -14,6 +15,10 @@ namespace detail {
 thread_local LoopContext* current_loop = nullptr;
 
 ServerImpl::ServerImpl(ServerOptions o) : opts(std::move(o)) {
+  // The browser client and the pages under web/ are served on every server (CONTRACT.md).
+  for (std::size_t i = 0; i < web::asset_count; ++i)
+    pages[std::string(web::assets[i].path)] = {std::string(web::assets[i].content_type),
+                                               std::string(web::assets[i].body)};
   handshake.subprotocols = opts.subprotocols;
   handshake.check_origin = opts.check_origin;
   if (opts.resume_window > std::chrono::milliseconds::zero()) {
@@ -41,6 +46,10 @@ Server::~Server() {
       l->loop.stop();
       l->thread.join();
     }
+}
+
+void Server::add_page(std::string path, std::string content_type, std::string body) {
+  impl_->pages[std::move(path)] = {std::move(content_type), std::move(body)};
 }
 
 void Server::on_open(std::function<void(Connection&)> fn) { impl_->on_open = std::move(fn); }

@@ -155,6 +155,19 @@ void ServerConn::on_http_request(const protocol::HttpHead& request, std::string&
     response = protocol::http_response(200, "Content-Type: text/plain\r\n", "ok\n");
     return;
   }
+  // Built-in pages (/tether.js, add_page()), then files from --static DIR, else 426.
+  if (request.method == "GET" || request.method == "HEAD") {
+    std::string_view path = target.substr(0, target.find('?'));
+    auto it = ctx_.server.pages.find(std::string(path));
+    if (it != ctx_.server.pages.end()) {
+      const auto& page = it->second;
+      std::string headers = "Content-Type: " + page.content_type +
+                            "\r\nCache-Control: no-cache\r\nX-Content-Type-Options: nosniff\r\n";
+      response = protocol::http_response(200, headers, page.body);
+      if (request.method == "HEAD") response.resize(response.find("\r\n\r\n") + 4);
+      return;
+    }
+  }
   // Plain requests other than /healthz: files from --static DIR, else 426 (a WebSocket endpoint).
   if (!ctx_.server.opts.static_dir.empty()) {
     response = serve_static(ctx_.server.opts.static_dir, request, std::time(nullptr));

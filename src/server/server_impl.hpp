@@ -3,6 +3,8 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "protocol/handshake.hpp"
@@ -20,6 +22,10 @@ struct ServerImpl {
   ServerOptions opts;
   protocol::ServerHandshakeConfig handshake;
   bool resume = false;  // tether.resume.v1 offered (resume_window > 0)
+  struct Page {
+    std::string content_type, body;
+  };
+  std::unordered_map<std::string, Page> pages;  // add_page(); read-only once running
   resume::Config resume_config;
   std::function<void(Connection&)> on_open;
   std::function<void(Connection&, std::string_view, MessageType)> on_message;
