@@ -23,11 +23,11 @@ test: build
 
 demo: build
 	@echo ""
-	@echo "tether echo server on ws://127.0.0.1:$(PORT)/  (Ctrl-C stops it)"
-	@echo "  talk to it:   $(BUILD)/tether connect ws://127.0.0.1:$(PORT)/"
-	@echo "  from a page:  new WebSocket('ws://127.0.0.1:$(PORT)/')"
+	@echo "tether chat on http://127.0.0.1:$(PORT)/  (Ctrl-C stops it)"
+	@echo "  open http://127.0.0.1:$(PORT)/ in two browser tabs"
+	@echo "  (rooms, nicknames, presence, history; the indicator shows connected / reconnecting / offline)"
 	@echo ""
-	$(BUILD)/tether serve --host 127.0.0.1 --port $(PORT) --mode echo --json-events
+	$(BUILD)/tether serve --host 127.0.0.1 --port $(PORT) --mode chat --json-events
 
 # libFuzzer targets under ASan+UBSan (clang), FUZZ_SECONDS each.
 fuzz: deps

@@ -26,6 +26,10 @@
 
 namespace tether {
 
+// A file compiled in from web/ (e.g. "/tether.js", "/chat/index.html"), or nullopt. The bytes
+// live for the whole program.
+std::optional<std::string_view> web_asset(std::string_view path);
+
 class Connection {
  public:
   virtual uint64_t id() const = 0;

@@ -39,7 +39,7 @@ Received ClientSession::receive(MessageType type, std::span<const uint8_t> bytes
     case State::offline:
       return failure(Error::unexpected_frame, "message while no connection is open");
     case State::awaiting_welcome: {
-      Received r = on_welcome(type, bytes, sink);
+      Received r = on_welcome(type, bytes, sink);  // or a P/Q, answered
       if (r.kind == Received::Kind::welcome) endpoint_.hold_window(false);
       return r;
     }
@@ -54,6 +54,9 @@ Received ClientSession::on_welcome(MessageType type, std::span<const uint8_t> by
   Frame frame;
   std::string why;
   if (Error e = parse_frame(type, bytes, frame, why); e != Error::none) return failure(e, why);
+  // P/Q may come before the welcome: answer a ping, otherwise nothing changes.
+  if (frame.kind == FrameKind::ping || frame.kind == FrameKind::pong)
+    return Endpoint::control(frame, sink);
   if (frame.kind != FrameKind::welcome)
     return failure(Error::unexpected_frame, "expected a welcome first");
   Welcome welcome;

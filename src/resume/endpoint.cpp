@@ -42,6 +42,9 @@ Received Endpoint::receive(MessageType type, std::span<const uint8_t> bytes, Tim
     case FrameKind::ack:
       apply_ack(f.ack, r);
       return r;
+    case FrameKind::ping:
+    case FrameKind::pong:
+      return control(f, sink);
     case FrameKind::data:
       break;
   }
@@ -65,6 +68,21 @@ Received Endpoint::receive(MessageType type, std::span<const uint8_t> bytes, Tim
   r.payload = f.payload;
   if (ack_due_ == TimePoint::max()) ack_due_ = now + config_.ack_delay;
   if (online_ && highest_received_ - ack_sent_ >= config_.ack_every) emit_ack(sink);
+  return r;
+}
+
+Received Endpoint::control(const Frame& f, FrameSink sink) {
+  Received r;
+  r.payload = f.payload;
+  if (f.kind == FrameKind::pong) {
+    r.kind = Received::Kind::pong;
+    return r;
+  }
+  r.kind = Received::Kind::ping;
+  uint8_t frame[1 + max_ping_token];
+  frame[0] = 'Q';
+  std::memcpy(frame + 1, f.payload.data(), f.payload.size());
+  sink(MessageType::text, std::span<const uint8_t>(frame, 1 + f.payload.size()));
   return r;
 }
 

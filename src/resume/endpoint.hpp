@@ -33,6 +33,8 @@ struct Received {
     duplicate,  // already delivered (seq <= highest received): dropped, counted
     ack,        // a standalone ack: nothing to deliver
     welcome,    // ClientSession only: the opening exchange finished (see `outcome`)
+    ping,       // a P<token>: already answered with Q<token> through the sink; `payload` = token
+    pong,       // a Q<token> (the answer to a P we sent): `payload` = token
     error,      // a peer fault: fail the connection with close_code(error), reason `message`
   };
   enum class Outcome : uint8_t {
@@ -43,7 +45,8 @@ struct Received {
   Kind kind = Kind::ack;
   MessageType type = MessageType::text;    // deliver
   uint64_t seq = 0;                        // deliver, duplicate
-  std::span<const uint8_t> payload;        // deliver: a view into the received message
+  std::span<const uint8_t> payload;        // deliver: a view into the received message;
+                                           // ping/pong: the token
   Outcome outcome = Outcome::new_session;  // welcome
   uint64_t replayed = 0;                   // welcome: our messages sent again
   std::string reason;                      // welcome: why not resumed
@@ -68,10 +71,14 @@ class Endpoint {
   // out with the replay after the next successful resume.
   void send(MessageType type, std::span<const uint8_t> payload, TimePoint now, FrameSink sink);
 
-  // One received message (data or ack; hello/welcome here are unexpected_frame). `frame` must
-  // stay valid while the returned payload view is used. May send a standalone ack through
-  // `sink` (ack_every reached).
+  // One received message (data, ack, ping or pong; hello/welcome here are unexpected_frame).
+  // `frame` must stay valid while the returned payload view is used. May send a standalone ack
+  // through `sink` (ack_every reached), and answers a ping with its pong through `sink` (online
+  // or not: P/Q are not part of the numbered stream).
   Received receive(MessageType type, std::span<const uint8_t> frame, TimePoint now, FrameSink sink);
+  // A parsed ping or pong frame (valid at any time, also before the opening exchange): a ping
+  // is answered with its pong through `sink`. Touches no session state.
+  static Received control(const Frame& frame, FrameSink sink);
 
   // The earliest of: the pending ack's deadline (online only), the oldest stored message's
   // expiry. TimePoint::max() when nothing is pending.

@@ -69,6 +69,25 @@ Error parse_ack(std::string_view s, Frame& out, std::string& why) {
   return Error::none;
 }
 
+Error parse_token(std::string_view s, std::span<const uint8_t> bytes, Frame& out,
+                  std::string& why) {
+  const char* name = s[0] == 'P' ? "ping frame" : "pong frame";
+  std::string_view token = s.substr(1);
+  if (token.empty()) return malformed(why, std::string(name) + ": empty token");
+  if (token.size() > max_ping_token)
+    return malformed(why, std::string(name) + ": token longer than " +
+                              std::to_string(max_ping_token) + " bytes");
+  for (char c : token) {
+    auto u = static_cast<unsigned char>(c);
+    if (u < 0x21 || u > 0x7E)
+      return malformed(why, std::string(name) + ": token byte " + std::to_string(u) +
+                                " is not printable ASCII without spaces");
+  }
+  out.kind = s[0] == 'P' ? FrameKind::ping : FrameKind::pong;
+  out.payload = bytes.subspan(1);
+  return Error::none;
+}
+
 // Shared by hello and welcome: type, size, leading letter, the object, "v".
 Error parse_object(MessageType type, std::span<const uint8_t> bytes, char letter,
                    std::string_view name, std::vector<detail::JsonMember>& members,
@@ -138,6 +157,18 @@ std::size_t encode_ack(uint64_t ack, uint8_t* out) {
   return 1 + put_decimal(ack, out + 1);
 }
 
+std::string encode_ping(std::string_view token) {
+  std::string s = "P";
+  s += token;
+  return s;
+}
+
+std::string encode_pong(std::string_view token) {
+  std::string s = "Q";
+  s += token;
+  return s;
+}
+
 std::string encode_hello(const Hello& hello) {
   std::string s = "H{\"v\":1,\"session\":\"";
   s += hello.session.view();
@@ -165,8 +196,12 @@ Error parse_frame(MessageType type, std::span<const uint8_t> bytes, Frame& out, 
   if (s.empty()) return malformed(why, "empty message");
   char letter = s[0];
   if (letter == 'M') return parse_data(s, bytes, out, why);
-  const char* name = letter == 'A' ? "ack frame" : letter == 'H' ? "hello" : "welcome";
-  if (letter != 'A' && letter != 'H' && letter != 'W') {
+  const char* name = letter == 'A'   ? "ack frame"
+                     : letter == 'H' ? "hello"
+                     : letter == 'W' ? "welcome"
+                     : letter == 'P' ? "ping frame"
+                                     : "pong frame";
+  if (letter != 'A' && letter != 'H' && letter != 'W' && letter != 'P' && letter != 'Q') {
     auto u = static_cast<unsigned char>(letter);
     return malformed(why, u >= 0x21 && u < 0x7F ? std::string("unknown frame type '") + letter + "'"
                                                 : "unknown frame type byte " + std::to_string(u));
@@ -174,6 +209,7 @@ Error parse_frame(MessageType type, std::span<const uint8_t> bytes, Frame& out, 
   if (type != MessageType::text)
     return malformed(why, std::string(name) + ": must be a text message");
   if (letter == 'A') return parse_ack(s, out, why);
+  if (letter == 'P' || letter == 'Q') return parse_token(s, bytes, out, why);
   out.kind = letter == 'H' ? FrameKind::hello : FrameKind::welcome;
   return Error::none;
 }

@@ -4,6 +4,8 @@
 //   A<ack>                   standalone cumulative ack, text
 //   H{...}                   hello (client -> server, first message), text
 //   W{...}                   welcome (server -> client, answer to the hello), text
+//   P<token> / Q<token>      application ping / its answer, text, either side at any time
+//                            after the WebSocket opens; not numbered, acked or stored
 // Numbers are canonical unsigned decimals (no sign, no leading zero, at most 2^64-1). The
 // header is ASCII, so a text message stays valid UTF-8.
 // No state, no clock: encoders write into caller buffers, parsers return views into the input.
@@ -32,6 +34,8 @@ inline constexpr std::size_t max_data_header = 43;
 inline constexpr std::size_t max_ack_frame = 21;
 // Hello and welcome are a few dozen bytes; anything longer is refused before it is parsed.
 inline constexpr std::size_t max_handshake_frame = 4096;
+// P/Q token: 1..64 printable ASCII characters without spaces (0x21-0x7E).
+inline constexpr std::size_t max_ping_token = 64;
 
 // Where frames to send go: called once per resume frame, which is one whole WebSocket message
 // of the given type. The bytes are valid only during the call (they live in a reused buffer).
@@ -61,7 +65,7 @@ class FrameSink {
   void (*call_)(void*, MessageType, std::span<const uint8_t>);
 };
 
-enum class FrameKind : uint8_t { data, ack, hello, welcome };
+enum class FrameKind : uint8_t { data, ack, hello, welcome, ping, pong };
 
 // A parsed data or ack frame; for hello and welcome only `kind` is set (see parse_hello and
 // parse_welcome, which only the opening exchange needs).
@@ -69,7 +73,7 @@ struct Frame {
   FrameKind kind = FrameKind::data;
   uint64_t seq = 0;                  // data: >= 1
   uint64_t ack = 0;                  // data and ack
-  std::span<const uint8_t> payload;  // data: view into the parsed bytes
+  std::span<const uint8_t> payload;  // data: view into the parsed bytes; ping/pong: the token
 };
 
 struct Hello {
@@ -89,6 +93,9 @@ struct Welcome {
 std::size_t encode_data_header(uint64_t seq, uint64_t ack, uint8_t* out);
 // Writes "A<ack>" into `out` (at least max_ack_frame bytes); returns its length.
 std::size_t encode_ack(uint64_t ack, uint8_t* out);
+// "P<token>" / "Q<token>" (the token must be valid: 1..max_ping_token bytes 0x21-0x7E).
+std::string encode_ping(std::string_view token);
+std::string encode_pong(std::string_view token);
 // Text frames, byte for byte as in docs/resume.md.
 std::string encode_hello(const Hello& hello);
 std::string encode_welcome(const Welcome& welcome);

@@ -13,6 +13,10 @@ const char* kind_name(FrameKind kind) {
       return "hello";
     case FrameKind::welcome:
       return "welcome";
+    case FrameKind::ping:
+      return "ping frame";
+    case FrameKind::pong:
+      return "pong frame";
   }
   return "frame";
 }
@@ -37,6 +41,11 @@ HelloResult SessionStore::accept_hello(MessageType type, std::span<const uint8_t
   Frame frame;
   std::string why;
   if (Error e = parse_frame(type, bytes, frame, why); e != Error::none) return fail(e, why);
+  if (frame.kind == FrameKind::ping || frame.kind == FrameKind::pong) {
+    // Before the hello: answer a ping; the hello is still to come.
+    r.control = Endpoint::control(frame, sink).kind;
+    return r;
+  }
   if (frame.kind != FrameKind::hello)
     return fail(Error::unexpected_frame,
                 std::string("expected a hello first, got a ") + kind_name(frame.kind));

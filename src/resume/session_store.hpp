@@ -52,13 +52,17 @@ struct HelloResult {
   // (on resume_failed that session has been forgotten).
   uint64_t previous_owner = 0;
   uint64_t replayed = 0;  // our messages sent again after the welcome
+  // Received::Kind::ping or ::pong: the message was a P/Q before the hello (a ping has been
+  // answered through the sink). No session, no error: keep waiting for the hello.
+  // Received::Kind::welcome (the default) otherwise.
+  Received::Kind control = Received::Kind::welcome;
 };
 
 class SessionStore {
  public:
   SessionStore(const Config& config, protocol::Random& rng);
 
-  // The first message of a resume connection. Sends the welcome, then (when resumed) the
+  // The first message of a resume connection (or a P/Q before it: see HelloResult::control). Sends the welcome, then (when resumed) the
   // messages the client has not received, through `sink`. Errors: anything but a valid hello
   // (malformed_frame, unsupported_version, unexpected_frame), a "last" the session cannot have
   // (invalid_ack; the session is left as it was), or a full table (too_many_sessions, 1013).

@@ -31,6 +31,12 @@ ServerImpl::ServerImpl(ServerOptions o) : opts(std::move(o)) {
 ServerImpl::~ServerImpl() = default;
 }  // namespace detail
 
+std::optional<std::string_view> web_asset(std::string_view path) {
+  for (std::size_t i = 0; i < web::asset_count; ++i)
+    if (web::assets[i].path == path) return web::assets[i].body;
+  return std::nullopt;
+}
+
 struct Server::Impl : detail::ServerImpl {
   using ServerImpl::ServerImpl;
 };

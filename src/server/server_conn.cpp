@@ -88,6 +88,7 @@ void ServerConn::resume_message(MessageType type, std::span<const uint8_t> data)
       close_stream(resume::close_code(h.error), h.message, Cause::protocol_error);
       return;
     }
+    if (!h.session) return;  // a P/Q before the hello (a P was answered): still waiting for it
     if (h.previous_owner) {
       // The client came back before its old connection was found dead: that one is stale.
       if (ServerConn* old = ctx_.find(h.previous_owner)) {

@@ -1,4 +1,4 @@
-// `tether serve`: echo / broadcast server (CONTRACT.md).
+// `tether serve`: echo / broadcast / chat server (CONTRACT.md).
 #include <signal.h>
 
 #include <cstdio>
@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "chat_server.hpp"
 #include "commands.hpp"
 #include "tether/server.hpp"
 
@@ -31,7 +32,6 @@ void refuse_unimplemented(const ServeArgs& a) {
   auto later = [](const char* flag, const char* what) {
     throw UsageError{std::string(flag) + ": " + what + " is not implemented yet"};
   };
-  if (a.mode == "chat") later("--mode chat", "the chat application");
   if (!a.tls_cert.empty() || !a.tls_key.empty()) later("--tls-cert/--tls-key", "TLS");
   if (!a.redis.empty()) later("--redis", "Redis fan-out");
 }
@@ -109,23 +109,39 @@ std::function<int()> add_serve(CLI::App& app) {
     opts.handshake_timeout = to_duration(args->handshake_timeout);
     opts.resume_window = to_duration(args->resume_window);
     opts.static_dir = args->static_dir;
+    const bool chat_mode = args->mode == "chat";
+    // The chat's room state has no lock: one loop (docs/cli.md).
+    if (chat_mode && opts.threads > 1) {
+      std::fprintf(stderr, "tether serve: --mode chat runs one event loop; --threads ignored\n");
+      opts.threads = 1;
+    }
     Server server(opts);
     const bool json = args->json_events;
     const bool broadcast = args->mode == "broadcast";
 
-    server.on_open([json](Connection& c) {
-      if (json) emit_line(json_line({{"event", "open"}, {"id", c.id()}, {"peer", c.peer()}}));
+    // Chat mode: ChatServer handles the messages; the open/close events are chained to it.
+    std::unique_ptr<chat::ChatServer> chat;
+    if (chat_mode) {
+      chat = std::make_unique<chat::ChatServer>(server);
+      if (auto page = web_asset("/chat/index.html"))
+        server.add_page("/", "text/html; charset=utf-8", std::string(*page));
+    } else {
+      server.on_message([&server, broadcast](Connection& c, std::string_view data, MessageType t) {
+        if (broadcast)
+          server.broadcast(data, t);
+        else
+          c.send(data, t);
+      });
+    }
+    server.on_open([json, c = chat.get()](Connection& conn) {
+      if (c) c->opened(conn);
+      if (json) emit_line(json_line({{"event", "open"}, {"id", conn.id()}, {"peer", conn.peer()}}));
     });
-    server.on_message([&server, broadcast](Connection& c, std::string_view data, MessageType t) {
-      if (broadcast)
-        server.broadcast(data, t);
-      else
-        c.send(data, t);
-    });
-    server.on_close([json](Connection& c, const CloseInfo& info) {
+    server.on_close([json, c = chat.get()](Connection& conn, const CloseInfo& info) {
+      if (c) c->closed(conn);
       if (json)
         emit_line(json_line({{"event", "close"},
-                             {"id", c.id()},
+                             {"id", conn.id()},
                              {"code", info.code},
                              {"reason", info.reason},
                              {"clean", info.was_clean},
