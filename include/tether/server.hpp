@@ -94,6 +94,9 @@ class Server {
   void publish(std::string_view topic, std::string_view data, MessageType type = MessageType::text);
   // Thread-safe: sends to the connection with this id, wherever it is (dropped if it is gone).
   void send_to(uint64_t id, std::string_view data, MessageType type = MessageType::text);
+  // Thread-safe: runs `fn` for every open connection, on each connection's own loop thread
+  // (so `fn` may send or close; it must be safe to call from several loop threads at once).
+  void for_each_connection(std::function<void(Connection&)> fn);
   // Fan-out messages skipped because a subscriber was too slow (SlowSubscriber::drop).
   uint64_t dropped_messages() const;
 

@@ -156,6 +156,21 @@ void Server::send_to(uint64_t id, std::string_view data, MessageType type) {
   }
 }
 
+void Server::for_each_connection(std::function<void(Connection&)> fn) {
+  auto shared = std::make_shared<std::function<void(Connection&)>>(std::move(fn));
+  for (auto& ctx : impl_->loops) {
+    auto* c = ctx.get();
+    auto run = [c, shared] {
+      for (auto* conn : c->all_conns())
+        if (conn->is_open() && !conn->retired) (*shared)(*conn);
+    };
+    if (c == detail::current_loop)
+      run();
+    else
+      c->loop.post(run);
+  }
+}
+
 uint64_t Server::dropped_messages() const {
   uint64_t n = 0;
   for (auto& ctx : impl_->loops) n += ctx->dropped.load(std::memory_order_relaxed);

@@ -594,3 +594,28 @@ TEST(PubSub, SlowSubscriberIsSkippedAndCounted) {
 }
 
 }  // namespace
+
+namespace {
+
+TEST(Server, ForEachConnectionVisitsEveryOpenConnectionOnItsLoop) {
+  EchoServer s(2);
+  std::vector<std::unique_ptr<RawPeer>> peers;
+  for (int i = 0; i < 6; ++i) {
+    peers.push_back(std::make_unique<RawPeer>(s.port()));
+    ASSERT_TRUE(peers.back()->upgrade());
+  }
+  std::atomic<int> visited{0};
+  s.server().for_each_connection([&](tether::Connection& c) {
+    visited.fetch_add(1);
+    c.send("hello from for_each");
+  });
+  for (auto& p : peers) {
+    uint8_t op = 0;
+    std::string payload;
+    ASSERT_TRUE(p->read_frame(op, payload));
+    EXPECT_EQ(payload, "hello from for_each");
+  }
+  EXPECT_EQ(visited.load(), 6);
+}
+
+}  // namespace
