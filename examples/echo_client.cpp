@@ -17,7 +17,8 @@ int main(int argc, char** argv) {
     client.close(tether::close_code::normal, "bye");
   });
   client.on_close([&](const tether::CloseInfo& info) {
-    std::printf("closed: code %u, %s, cause %s\n", info.code, info.was_clean ? "clean" : "not clean",
+    std::printf("closed: code %u, %s, cause %s\n", info.code,
+                info.was_clean ? "clean" : "not clean",
                 std::string(tether::to_string(info.cause)).c_str());
     clean = info.was_clean;
   });

@@ -8,7 +8,9 @@ int main(int argc, char** argv) {
   options.port = static_cast<uint16_t>(argc > 1 ? std::atoi(argv[1]) : 8080);
   tether::Server server(options);
 
-  server.on_open([](tether::Connection& c) { std::printf("open #%llu from %s\n", (unsigned long long)c.id(), c.peer().c_str()); });
+  server.on_open([](tether::Connection& c) {
+    std::printf("open #%llu from %s\n", (unsigned long long)c.id(), c.peer().c_str());
+  });
   server.on_message([](tether::Connection& c, std::string_view data, tether::MessageType type) {
     c.send(data, type);  // echo with the same opcode
   });

@@ -11,7 +11,7 @@ int main(int argc, char** argv) {
   std::setvbuf(stdout, nullptr, _IOLBF, 0);  // one line at a time, also into a pipe
   tether::ClientOptions options;
   options.url = argc > 1 ? argv[1] : "ws://127.0.0.1:8080/";
-  options.resume = true;        // negotiate tether.resume.v1
+  options.resume = true;  // negotiate tether.resume.v1
   options.ping_interval = std::chrono::seconds(5);
   options.ping_timeout = std::chrono::seconds(5);
   tether::Client client(options);
@@ -25,9 +25,11 @@ int main(int argc, char** argv) {
                 std::string(tether::to_string(i.cause)).c_str());
   });
   client.on_reconnecting([](unsigned attempt, std::chrono::milliseconds delay) {
-    std::printf("reconnecting: attempt %u in %lld ms\n", attempt, static_cast<long long>(delay.count()));
+    std::printf("reconnecting: attempt %u in %lld ms\n", attempt,
+                static_cast<long long>(delay.count()));
   });
-  client.on_resumed([](uint64_t n) { std::printf("resumed (%llu sent again)\n", (unsigned long long)n); });
+  client.on_resumed(
+      [](uint64_t n) { std::printf("resumed (%llu sent again)\n", (unsigned long long)n); });
   client.on_resume_failed([](std::string_view why) {
     std::printf("resume failed: %.*s\n", static_cast<int>(why.size()), why.data());
   });

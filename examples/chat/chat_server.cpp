@@ -118,7 +118,7 @@ void ChatServer::say(tether::Connection& c, const json& msg) {
     }
   }
   json out = {{"type", "message"}, {"room", m.room}, {"nick", m.nick},
-              {"text", *text},     {"ts", now_ms()},  {"id", id}};
+              {"text", *text},     {"ts", now_ms()}, {"id", id}};
   r.history.push_back(out);
   if (r.history.size() > history_limit) r.history.pop_front();
   if (!id.empty()) {
@@ -151,7 +151,8 @@ void ChatServer::presence(const std::string& room, const char* what, const std::
   std::vector<std::string> members;  // unique, sorted (two tabs may share a nick)
   for (const auto& n : r.nicks)
     if (members.empty() || members.back() != n) members.push_back(n);
-  server_.publish(topic(room), dump({{"type", "presence"}, {"room", room}, {"members", members}, {what, nick}}));
+  server_.publish(topic(room),
+                  dump({{"type", "presence"}, {"room", room}, {"members", members}, {what, nick}}));
 }
 
 void ChatServer::error(tether::Connection& c, std::string_view what) {

@@ -59,9 +59,9 @@ class ChatServer {
 
  private:
   struct Room {
-    std::multiset<std::string> nicks;       // one entry per connection in the room
-    std::deque<nlohmann::json> history;     // the last history_limit messages
-    std::deque<std::string> seen_order;     // (nick, id) keys of recent messages, oldest first
+    std::multiset<std::string> nicks;    // one entry per connection in the room
+    std::deque<nlohmann::json> history;  // the last history_limit messages
+    std::deque<std::string> seen_order;  // (nick, id) keys of recent messages, oldest first
     std::map<std::string, nlohmann::json> seen;
   };
   struct Member {

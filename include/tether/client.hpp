@@ -12,9 +12,9 @@
 #pragma once
 #include <chrono>
 #include <cstddef>
-#include <optional>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string_view>
 
 #include "tether/close_info.hpp"
@@ -28,8 +28,8 @@ class Client {
  public:
   enum class State { idle, connecting, open, closing, reconnecting, closed };
 
-  explicit Client(ClientOptions options);               // owns its loop; drive it with run()
-  Client(Loop& loop, ClientOptions options);             // shares `loop`
+  explicit Client(ClientOptions options);     // owns its loop; drive it with run()
+  Client(Loop& loop, ClientOptions options);  // shares `loop`
   ~Client();
   Client(const Client&) = delete;
   Client& operator=(const Client&) = delete;

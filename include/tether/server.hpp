@@ -10,12 +10,12 @@
 // Callbacks for a connection always run on that connection's loop thread. A Connection&
 // is valid until on_close returns; keep its id() to refer to it later.
 #pragma once
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
-#include <chrono>
 #include <functional>
-#include <optional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <system_error>
@@ -33,12 +33,13 @@ std::optional<std::string_view> web_asset(std::string_view path);
 class Connection {
  public:
   virtual uint64_t id() const = 0;
-  virtual const std::string& peer() const = 0;      // "127.0.0.1:50312"
-  virtual const std::string& path() const = 0;      // request target of the upgrade
+  virtual const std::string& peer() const = 0;  // "127.0.0.1:50312"
+  virtual const std::string& path() const = 0;  // request target of the upgrade
   virtual const std::string& subprotocol() const = 0;
   // Frames `data` as one message. Never blocks; see SendStatus.
   virtual SendStatus send(std::string_view data, MessageType type = MessageType::text) = 0;
-  // Starts the closing handshake (§7.1.2). code must be valid on the wire (§7.4); reason <= 123 bytes.
+  // Starts the closing handshake (§7.1.2). code must be valid on the wire (§7.4); reason <= 123
+  // bytes.
   virtual void close(uint16_t code = close_code::normal, std::string_view reason = {}) = 0;
   virtual std::size_t buffered_amount() const = 0;  // bytes queued, not yet written to the socket
   // The latest heartbeat round trip (ping sent -> its pong received), once one has completed.

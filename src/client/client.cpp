@@ -6,10 +6,10 @@
 
 #include "client/url.hpp"
 #include "liveness/backoff.hpp"
-#include "resume/client_session.hpp"
-#include "resume/frame.hpp"
 #include "loop/event_loop.hpp"
 #include "loop/socket.hpp"
+#include "resume/client_session.hpp"
+#include "resume/frame.hpp"
 #include "stream/ws_stream.hpp"
 
 namespace tether {
@@ -43,8 +43,8 @@ struct Client::Impl {
         backoff({opts.backoff_min, opts.backoff_max, opts.max_attempts, opts.backoff_reset_after}) {
     urls.push_back(opts.url);
     for (auto& u : opts.fallback_urls) urls.push_back(u);
-    reconnect_timer.set_callback([](loop::Timer&, void* self) { static_cast<Impl*>(self)->start(); },
-                                 this);
+    reconnect_timer.set_callback(
+        [](loop::Timer&, void* self) { static_cast<Impl*>(self)->start(); }, this);
   }
 
   std::unique_ptr<Loop> owned;
@@ -121,9 +121,8 @@ struct Client::Impl::Stream final : detail::WsStream {
     if (client.resume_active) {
       // The hello; sends made meanwhile wait in the session's window, not the plain queue.
       Impl* c = &client;
-      client.session.open(loop_.now(), [c](MessageType t, std::span<const uint8_t> b) {
-        c->resume_frame(t, b);
-      });
+      client.session.open(
+          loop_.now(), [c](MessageType t, std::span<const uint8_t> b) { c->resume_frame(t, b); });
       arm_no_later_than(client.session.next_deadline());
       return;
     }
@@ -147,9 +146,9 @@ struct Client::Impl::Stream final : detail::WsStream {
     const auto type = op == codec::Opcode::text ? MessageType::text : MessageType::binary;
     if (!client.resume_active) return deliver(type, data);
     Impl* c = &client;
-    auto r = client.session.receive(type, data, loop_.now(), [c](MessageType t, std::span<const uint8_t> b) {
-      c->resume_frame(t, b);
-    });
+    auto r = client.session.receive(
+        type, data, loop_.now(),
+        [c](MessageType t, std::span<const uint8_t> b) { c->resume_frame(t, b); });
     switch (r.kind) {
       case resume::Received::Kind::deliver:
         deliver(r.type, r.payload);
@@ -189,7 +188,8 @@ struct Client::Impl::Stream final : detail::WsStream {
   void stream_timer(loop::TimePoint now) override {
     if (!client.resume_active) return;
     Impl* c = &client;
-    client.session.on_timer(now, [c](MessageType t, std::span<const uint8_t> b) { c->resume_frame(t, b); });
+    client.session.on_timer(
+        now, [c](MessageType t, std::span<const uint8_t> b) { c->resume_frame(t, b); });
   }
   void stream_detached() override {}
   void stream_rtt(loop::Duration rtt) override {
@@ -229,9 +229,9 @@ void Client::Impl::start() {
   for (auto& [k, v] : opts.headers) injected = injected || has_crlf(k) || has_crlf(v) || k.empty();
   for (auto& p : opts.subprotocols) injected = injected || has_crlf(p) || p.empty();
   if (injected)
-    return closed({1006, "CR/LF or empty name in client handshake options", false,
-                   Cause::connect_failed},
-                  false);
+    return closed(
+        {1006, "CR/LF or empty name in client handshake options", false, Cause::connect_failed},
+        false);
   std::error_code ec;
   int fd = loop::connect_tcp(url->host, url->port, ec);
   if (fd < 0)
@@ -249,7 +249,8 @@ void Client::Impl::start() {
   req.origin = opts.origin;
   req.extra_headers = opts.headers;
   stream->protocol().start_client(std::move(req));
-  if (auto e = stream->attach(fd, true)) closed({1006, "epoll: " + e.message(), false, Cause::connect_failed});
+  if (auto e = stream->attach(fd, true))
+    closed({1006, "epoll: " + e.message(), false, Cause::connect_failed});
 }
 
 void Client::Impl::closed(const CloseInfo& info, bool may_reconnect) {
@@ -311,7 +312,8 @@ SendStatus Client::Impl::do_send_inner(std::string_view data, MessageType type) 
   if (opts.resume) {
     // Every message is numbered and kept until acknowledged, connected or not: the session's
     // window is the offline queue.
-    if (state == State::closing || state == State::closed || close_requested) return SendStatus::dropped;
+    if (state == State::closing || state == State::closed || close_requested)
+      return SendStatus::dropped;
     // Past its bounds the window forces out the oldest message; the next resume then fails
     // explicitly ("replay window exceeded (client)"), never silently.
     Impl* c = this;
@@ -321,7 +323,8 @@ SendStatus Client::Impl::do_send_inner(std::string_view data, MessageType type) 
     return SendStatus::success;
   }
   if (state == State::open && stream && stream->is_open()) return stream->send_message(data, type);
-  if (state == State::closing || state == State::closed || close_requested) return SendStatus::dropped;
+  if (state == State::closing || state == State::closed || close_requested)
+    return SendStatus::dropped;
   while (opts.offline_queue_overflow == ClientOptions::QueueOverflow::drop_oldest &&
          !pending.empty() &&
          (pending.size() >= opts.offline_queue_max_messages ||
@@ -338,7 +341,8 @@ SendStatus Client::Impl::do_send_inner(std::string_view data, MessageType type) 
 }
 
 void Client::Impl::do_close(uint16_t code, std::string_view reason) {
-  if (opts.resume && state != State::closed && !(state == State::reconnecting && session.endpoint().window().empty())) {
+  if (opts.resume && state != State::closed &&
+      !(state == State::reconnecting && session.endpoint().window().empty())) {
     close_requested = true;  // once the server has acknowledged everything (or after reconnects)
     close_code = code;
     close_reason = std::string(reason);
@@ -358,7 +362,8 @@ void Client::Impl::do_close(uint16_t code, std::string_view reason) {
   }
 }
 
-Client::Client(ClientOptions options) : impl_(std::make_unique<Impl>(nullptr, std::move(options))) {}
+Client::Client(ClientOptions options)
+    : impl_(std::make_unique<Impl>(nullptr, std::move(options))) {}
 Client::Client(Loop& loop, ClientOptions options)
     : impl_(std::make_unique<Impl>(&loop, std::move(options))) {}
 Client::~Client() = default;
@@ -367,8 +372,12 @@ void Client::on_open(std::function<void()> fn) { impl_->on_open_fn = std::move(f
 void Client::on_message(std::function<void(std::string_view, MessageType)> fn) {
   impl_->on_message_fn = std::move(fn);
 }
-void Client::on_close(std::function<void(const CloseInfo&)> fn) { impl_->on_close_fn = std::move(fn); }
-void Client::on_error(std::function<void(std::string_view)> fn) { impl_->on_error_fn = std::move(fn); }
+void Client::on_close(std::function<void(const CloseInfo&)> fn) {
+  impl_->on_close_fn = std::move(fn);
+}
+void Client::on_error(std::function<void(std::string_view)> fn) {
+  impl_->on_error_fn = std::move(fn);
+}
 void Client::on_rtt(std::function<void(std::chrono::nanoseconds)> fn) {
   impl_->on_rtt_fn = std::move(fn);
 }
@@ -421,7 +430,9 @@ void Client::run() {
 }
 
 Client::State Client::state() const { return impl_->state.load(); }
-std::size_t Client::buffered_amount() const { return impl_->stream ? impl_->stream->buffered() : 0; }
+std::size_t Client::buffered_amount() const {
+  return impl_->stream ? impl_->stream->buffered() : 0;
+}
 std::optional<std::chrono::nanoseconds> Client::rtt() const {
   return impl_->stream ? impl_->stream->last_rtt() : std::nullopt;
 }

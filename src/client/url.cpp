@@ -54,7 +54,8 @@ std::optional<WsUrl> parse_ws_url(std::string_view url, std::string& error) {
       return std::nullopt;
     }
   }
-  if (auto at = authority.rfind('@'); at != std::string_view::npos) authority = authority.substr(at + 1);
+  if (auto at = authority.rfind('@'); at != std::string_view::npos)
+    authority = authority.substr(at + 1);
   std::string_view port_text;
   if (!authority.empty() && authority.front() == '[') {
     auto close = authority.find(']');

@@ -9,7 +9,7 @@ namespace tether::detail {
 
 struct WsUrl {
   bool secure = false;
-  std::string host;    // without brackets for IPv6
+  std::string host;  // without brackets for IPv6
   uint16_t port = 80;
   std::string target;  // path + query, "/" when empty (§3: fragment identifiers are not allowed)
   std::string host_header() const;  // host[:port] as the Host header wants it

@@ -20,7 +20,7 @@ enum class ClosePayloadStatus {
 };
 
 struct ClosePayload {
-  uint16_t code = 1005;  // 1005: no status code was present
+  uint16_t code = 1005;     // 1005: no status code was present
   std::string_view reason;  // points into the parsed buffer
 };
 

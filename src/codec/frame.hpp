@@ -35,10 +35,10 @@ struct FrameHeader {
 };
 
 enum class HeaderStatus {
-  ok,                 // header parsed; `consumed` bytes belong to it
-  need_more,          // not enough bytes yet; nothing consumed
-  non_minimal_length, // §5.2: the minimal number of bytes MUST be used to encode the length
-  length_msb_set,     // §5.2: 64-bit length's most significant bit MUST be 0
+  ok,                  // header parsed; `consumed` bytes belong to it
+  need_more,           // not enough bytes yet; nothing consumed
+  non_minimal_length,  // §5.2: the minimal number of bytes MUST be used to encode the length
+  length_msb_set,      // §5.2: 64-bit length's most significant bit MUST be 0
 };
 
 // Parses one frame header from the start of `in`. Does NOT judge opcode/RSV/mask semantics

@@ -103,8 +103,8 @@ std::optional<Duration> rtt_from_pong(std::span<const uint8_t> p, TimePoint now)
   if (p.size() != ping_payload_size || p[0] != 't' || p[1] != 'q') return std::nullopt;
   uint64_t ns = 0;
   for (int i = 0; i < 8; ++i) ns = (ns << 8) | p[6 + i];
-  const TimePoint sent{std::chrono::duration_cast<Duration>(
-      std::chrono::nanoseconds(static_cast<int64_t>(ns)))};
+  const TimePoint sent{
+      std::chrono::duration_cast<Duration>(std::chrono::nanoseconds(static_cast<int64_t>(ns)))};
   if (sent > now) return std::nullopt;
   return now - sent;
 }

@@ -8,8 +8,8 @@ namespace tether::loop {
 
 struct ListenOptions {
   std::string host = "127.0.0.1";
-  uint16_t port = 0;         // 0: kernel picks a free port
-  bool reuse_port = false;   // SO_REUSEPORT: N loops, N listeners, one port
+  uint16_t port = 0;        // 0: kernel picks a free port
+  bool reuse_port = false;  // SO_REUSEPORT: N loops, N listeners, one port
   int backlog = 1024;
 };
 

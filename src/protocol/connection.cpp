@@ -142,7 +142,8 @@ std::size_t Connection::receive_http(std::span<uint8_t> data) {
       state_ = State::closed;
       rstate_ = ReadState::done;
       close_transport_ = true;
-      finish({1006, "response received before the request was sent", false, Cause::handshake_failed});
+      finish(
+          {1006, "response received before the request was sent", false, Cause::handshake_failed});
       return data.size();
     }
     auto res = check_server_response(head, *client_req_);
@@ -275,7 +276,8 @@ void Connection::handle_control() {
       // §5.5.2: answer with a pong carrying the same application data (unless we closed).
       // §5.5.2: answer unless we already *received* a Close (which moves us to closed); having
       // only sent one (closing) still requires the pong.
-      if (state_ == State::open || state_ == State::closing) write_frame(Opcode::pong, true, payload);
+      if (state_ == State::open || state_ == State::closing)
+        write_frame(Opcode::pong, true, payload);
       handler_.on_ping(payload);
       return;
     case Opcode::pong:

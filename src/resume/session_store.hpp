@@ -62,10 +62,11 @@ class SessionStore {
  public:
   SessionStore(const Config& config, protocol::Random& rng);
 
-  // The first message of a resume connection (or a P/Q before it: see HelloResult::control). Sends the welcome, then (when resumed) the
-  // messages the client has not received, through `sink`. Errors: anything but a valid hello
-  // (malformed_frame, unsupported_version, unexpected_frame), a "last" the session cannot have
-  // (invalid_ack; the session is left as it was), or a full table (too_many_sessions, 1013).
+  // The first message of a resume connection (or a P/Q before it: see HelloResult::control). Sends
+  // the welcome, then (when resumed) the messages the client has not received, through `sink`.
+  // Errors: anything but a valid hello (malformed_frame, unsupported_version, unexpected_frame), a
+  // "last" the session cannot have (invalid_ack; the session is left as it was), or a full table
+  // (too_many_sessions, 1013).
   HelloResult accept_hello(MessageType type, std::span<const uint8_t> bytes, uint64_t owner,
                            TimePoint now, FrameSink sink);
 

@@ -23,7 +23,8 @@ LoopContext::LoopContext(ServerImpl& s) : server(s) {
         auto* ctx = static_cast<LoopContext*>(self);
         // Clients that did not finish the closing handshake in time are dropped (bounded stop).
         std::vector<ServerConn*> left = ctx->all_conns();
-        for (auto* c : left) c->abort(Cause::local_close, "server shutdown: close handshake timed out");
+        for (auto* c : left)
+          c->abort(Cause::local_close, "server shutdown: close handshake timed out");
         ctx->maybe_finish_shutdown();
       },
       this);

@@ -1,11 +1,11 @@
 // Per-thread server state: one event loop, its listener, its connections.
 #pragma once
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <string>
-#include <thread>
-#include <atomic>
 #include <string_view>
+#include <thread>
 #include <unordered_map>
 #include <vector>
 
@@ -24,7 +24,7 @@ struct LoopContext final : loop::IoHandler {
 
   void on_io(uint32_t events) override;  // listener readable: accept
   void schedule_flush(ServerConn* c);
-  void retire(ServerConn* c);            // delete at the end of this iteration
+  void retire(ServerConn* c);  // delete at the end of this iteration
   void begin_shutdown(uint16_t code, const std::string& reason);
   void maybe_finish_shutdown();
   void broadcast_local(std::string_view data, MessageType type);
@@ -45,8 +45,9 @@ struct LoopContext final : loop::IoHandler {
   void publish_local(std::string_view topic, std::string_view data, MessageType type);
   // Queues one pre-encoded frame (or, for resume sessions, the message) on `c`, applying the
   // slow-subscriber policy.
-  void fan_out(ServerConn* c, std::span<const uint8_t> frame, std::string_view data, MessageType type);
-  std::vector<uint8_t> fan_frame;         // reused encoding buffer
+  void fan_out(ServerConn* c, std::span<const uint8_t> frame, std::string_view data,
+               MessageType type);
+  std::vector<uint8_t> fan_frame;        // reused encoding buffer
   std::vector<ServerConn*> fan_targets;  // reused snapshot of the receivers
   std::atomic<uint64_t> dropped{0};
   std::vector<ServerConn*> flush_list;

@@ -3,10 +3,10 @@
 #include <sys/epoll.h>
 
 #include "loop/socket.hpp"
+#include "resume/frame.hpp"
 #include "server/loop_context.hpp"
 #include "server/server_conn.hpp"
 #include "server/server_impl.hpp"
-#include "resume/frame.hpp"
 #include "server/web_assets.hpp"
 
 namespace tether {
@@ -43,7 +43,8 @@ struct Server::Impl : detail::ServerImpl {
 
 Server::Server(ServerOptions options) : impl_(std::make_unique<Impl>(std::move(options))) {
   unsigned n = impl_->opts.threads == 0 ? 1 : impl_->opts.threads;
-  for (unsigned i = 0; i < n; ++i) impl_->loops.push_back(std::make_unique<detail::LoopContext>(*impl_));
+  for (unsigned i = 0; i < n; ++i)
+    impl_->loops.push_back(std::make_unique<detail::LoopContext>(*impl_));
 }
 
 Server::~Server() {

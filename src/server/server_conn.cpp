@@ -45,8 +45,9 @@ void ServerConn::stream_open() {
 SendStatus ServerConn::send(std::string_view data, MessageType type) {
   if (!resume_) return send_message(data, type);
   if (!session_ || !is_open()) return SendStatus::dropped;
-  session_->endpoint.send(type, protocol::Connection::as_bytes(data), loop_.now(),
-                          [this](MessageType t, std::span<const uint8_t> b) { resume_frame(t, b); });
+  session_->endpoint.send(
+      type, protocol::Connection::as_bytes(data), loop_.now(),
+      [this](MessageType t, std::span<const uint8_t> b) { resume_frame(t, b); });
   arm_no_later_than(session_->endpoint.next_deadline());
   return buffered() > ctx_.server.opts.send_buffer_limit ? SendStatus::backpressure
                                                          : SendStatus::success;

@@ -51,8 +51,8 @@ class ServerConn final : public Connection, public WsStream {
   LoopContext& ctx_;
   uint64_t id_;
   std::string peer_;
-  bool opened_ = false;   // the application has seen on_open
-  bool resume_ = false;   // tether.resume.v1 negotiated
+  bool opened_ = false;  // the application has seen on_open
+  bool resume_ = false;  // tether.resume.v1 negotiated
   resume::Session* session_ = nullptr;
 };
 

@@ -6,7 +6,7 @@
 namespace tether::web {
 
 struct Asset {
-  std::string_view path;          // "/tether.js": the file's path under web/
+  std::string_view path;  // "/tether.js": the file's path under web/
   std::string_view content_type;
   std::string_view body;
 };

@@ -5,8 +5,8 @@
 #include <sys/epoll.h>
 #include <sys/socket.h>
 
-#include <cerrno>
 #include <algorithm>
+#include <cerrno>
 #include <cstring>
 
 #include "loop/socket.hpp"
@@ -235,9 +235,9 @@ void WsStream::on_timer() {
         ping_now(due);  // flushed with everything else at the end of this loop iteration
         continue;
       case liveness::Action::heartbeat_timeout:
-        abort(Cause::heartbeat_timeout,
-              "heartbeat timeout after " + std::to_string(whole_ms(now - live_.last_received())) +
-                  " ms");
+        abort(Cause::heartbeat_timeout, "heartbeat timeout after " +
+                                            std::to_string(whole_ms(now - live_.last_received())) +
+                                            " ms");
         return;
       case liveness::Action::handshake_timeout:
         abort(Cause::handshake_timeout,
@@ -250,9 +250,9 @@ void WsStream::on_timer() {
         if (fd_ < 0) return;
         continue;
       case liveness::Action::close_timeout:
-        abort(proto_.close_cause(),
-              "closing handshake not answered within " +
-                  std::to_string(whole_ms(config_.liveness.close_timeout)) + " ms");
+        abort(proto_.close_cause(), "closing handshake not answered within " +
+                                        std::to_string(whole_ms(config_.liveness.close_timeout)) +
+                                        " ms");
         return;
     }
   }

@@ -71,8 +71,12 @@ std::function<int()> add_bench(CLI::App& app) {
   auto args = std::make_shared<Args>();
   auto* cmd = app.add_subcommand("bench", "Closed-loop echo load against a server");
   cmd->add_option("URL", args->url)->required();
-  cmd->add_option("--connections", args->connections)->check(CLI::Range(1, 100000))->capture_default_str();
-  cmd->add_option("--size", args->size, "Message size")->check(size_validator())->capture_default_str();
+  cmd->add_option("--connections", args->connections)
+      ->check(CLI::Range(1, 100000))
+      ->capture_default_str();
+  cmd->add_option("--size", args->size, "Message size")
+      ->check(size_validator())
+      ->capture_default_str();
   cmd->add_option("--pipeline", args->pipeline, "Messages in flight per connection")
       ->check(CLI::Range(1, 4096))
       ->capture_default_str();
@@ -136,8 +140,8 @@ std::function<int()> add_bench(CLI::App& app) {
       uint64_t last = 0;
       auto end = start + duration;
       while (SteadyClock::now() < end && failed == 0) {
-        std::this_thread::sleep_for(std::min<SteadyClock::duration>(std::chrono::seconds(1),
-                                                                   end - SteadyClock::now()));
+        std::this_thread::sleep_for(
+            std::min<SteadyClock::duration>(std::chrono::seconds(1), end - SteadyClock::now()));
         uint64_t now_done = done.load();
         std::fprintf(stderr, "\rbench: %d connections, %.0f msgs/s   ", opened.load(),
                      static_cast<double>(now_done - last));
@@ -159,14 +163,14 @@ std::function<int()> add_bench(CLI::App& app) {
     const double rate = static_cast<double>(done.load()) / elapsed_s;
     if (args->json) {
       nlohmann::ordered_json j = {{"msgs_per_sec", rate},
-                          {"messages", done.load()},
-                          {"duration_s", elapsed_s},
-                          {"p50_us", hist.percentile_us(50)},
-                          {"p99_us", hist.percentile_us(99)},
-                          {"p999_us", hist.percentile_us(99.9)},
-                          {"connections", args->connections},
-                          {"size", size},
-                          {"pipeline", pipeline}};
+                                  {"messages", done.load()},
+                                  {"duration_s", elapsed_s},
+                                  {"p50_us", hist.percentile_us(50)},
+                                  {"p99_us", hist.percentile_us(99)},
+                                  {"p999_us", hist.percentile_us(99.9)},
+                                  {"connections", args->connections},
+                                  {"size", size},
+                                  {"pipeline", pipeline}};
       emit_line(j.dump());
     } else {
       std::printf("%d connections, %zu-byte messages, %d in flight: %.0f msgs/s\n",

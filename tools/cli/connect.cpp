@@ -1,12 +1,12 @@
 // `tether connect`: a command-line WebSocket client (CONTRACT.md).
 #include <unistd.h>
 
+#include <openssl/evp.h>
 #include <atomic>
 #include <cmath>
 #include <cstdio>
 #include <iostream>
 #include <nlohmann/json.hpp>
-#include <openssl/evp.h>
 #include <thread>
 
 #include "commands.hpp"
@@ -22,7 +22,6 @@ struct ConnectArgs {
   unsigned max_attempts = 0;
   bool reconnect = false, no_reconnect = false, resume = false, echo = false, json_events = false;
 };
-
 
 std::string base64(std::string_view data) {
   std::string out(4 * ((data.size() + 2) / 3), '\0');
@@ -90,13 +89,16 @@ std::function<int()> add_connect(CLI::App& app) {
 
     client.on_open([&] {
       if (json)
-        emit_line(json_line({{"event", "open"}, {"url", client.url()}, {"attempt", client.attempt()}}));
+        emit_line(
+            json_line({{"event", "open"}, {"url", client.url()}, {"attempt", client.attempt()}}));
       else
-        std::fprintf(stderr, "connected to %s (attempt %u)\n", client.url().c_str(), client.attempt());
+        std::fprintf(stderr, "connected to %s (attempt %u)\n", client.url().c_str(),
+                     client.attempt());
     });
     client.on_reconnecting([&](unsigned attempt, std::chrono::milliseconds delay) {
       if (json)
-        emit_line(json_line({{"event", "reconnecting"}, {"attempt", attempt}, {"delay_ms", delay.count()}}));
+        emit_line(json_line(
+            {{"event", "reconnecting"}, {"attempt", attempt}, {"delay_ms", delay.count()}}));
       else
         std::fprintf(stderr, "reconnecting in %lld ms (attempt %u)\n",
                      static_cast<long long>(delay.count()), attempt);
@@ -106,7 +108,8 @@ std::function<int()> add_connect(CLI::App& app) {
         if (type == MessageType::text)
           emit_line(json_line({{"event", "message"}, {"type", "text"}, {"data", data}}));
         else
-          emit_line(json_line({{"event", "message"}, {"type", "binary"}, {"base64", base64(data)}}));
+          emit_line(
+              json_line({{"event", "message"}, {"type", "binary"}, {"base64", base64(data)}}));
       } else if (type == MessageType::text) {
         emit_line(std::string(data));
       } else {
@@ -140,12 +143,12 @@ std::function<int()> add_connect(CLI::App& app) {
       if (json)
         emit_line(json_line({{"event", "resume_failed"}, {"reason", reason}}));
       else
-        std::fprintf(stderr, "resume failed: %.*s\n", static_cast<int>(reason.size()), reason.data());
+        std::fprintf(stderr, "resume failed: %.*s\n", static_cast<int>(reason.size()),
+                     reason.data());
     });
     client.on_rtt([&](std::chrono::nanoseconds rtt) {
       const double ms = std::chrono::duration<double, std::milli>(rtt).count();
-      if (json)
-        emit_line(json_line({{"event", "rtt"}, {"ms", std::round(ms * 1000) / 1000}}));
+      if (json) emit_line(json_line({{"event", "rtt"}, {"ms", std::round(ms * 1000) / 1000}}));
     });
     client.on_error([&](std::string_view what) {
       if (json)

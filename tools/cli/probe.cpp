@@ -82,7 +82,7 @@ class Prober {
         ClientOptions o;
         o.url = url_;
         o.ping_interval = std::chrono::milliseconds(0);  // silence is the point
-        o.reconnect = false;  // a cut is the measurement
+        o.reconnect = false;                             // a cut is the measurement
         pr->client = std::make_unique<Client>(loop_, o);
         wire(*pr);
         probes.push_back(pr.get());
@@ -125,8 +125,8 @@ class Prober {
       bool settled = std::isfinite(first_cut);
       for (auto* p : probes) {
         if (p->resolved()) continue;
-        const bool past = p->st != Probe::St::opening &&
-                          Seconds(now - p->opened_at).count() > first_cut + 1.0;
+        const bool past =
+            p->st != Probe::St::opening && Seconds(now - p->opened_at).count() > first_cut + 1.0;
         settled = settled && past;
       }
       std::string line = progress(probes);
@@ -306,8 +306,8 @@ std::function<int()> add_probe(CLI::App& app) {
           {"recommended_ping_interval_ms", static_cast<long long>(std::llround(ping * 1000))}}
                     .dump());
     else
-      emit_line("idle-limit: " + fmt_seconds(rounded) + "; recommended ping interval: " +
-                fmt_seconds(ping));
+      emit_line("idle-limit: " + fmt_seconds(rounded) +
+                "; recommended ping interval: " + fmt_seconds(ping));
     return 0;
   };
 }

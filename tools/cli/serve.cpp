@@ -78,11 +78,13 @@ std::function<int()> add_serve(CLI::App& app) {
   cmd->add_option("--max-message", args->max_message, "Largest message accepted (1009 past it)")
       ->check(size_validator())
       ->capture_default_str();
-  cmd->add_option("--resume-window", args->resume_window,
-                  "Keep sessions and unacknowledged messages this long for tether.resume.v1 (0: off)")
+  cmd->add_option(
+         "--resume-window", args->resume_window,
+         "Keep sessions and unacknowledged messages this long for tether.resume.v1 (0: off)")
       ->check(duration_validator())
       ->capture_default_str();
-  cmd->add_flag("--json-events", args->json_events, "One JSON object per line per connection event");
+  cmd->add_flag("--json-events", args->json_events,
+                "One JSON object per line per connection event");
   cmd->add_option("--tls-cert", args->tls_cert);
   cmd->add_option("--tls-key", args->tls_key);
   cmd->add_option("--redis", args->redis);
@@ -155,7 +157,8 @@ std::function<int()> add_serve(CLI::App& app) {
                    args->port, ec.message().c_str());
       return 1;
     }
-    std::string host = args->host.find(':') != std::string::npos ? "[" + args->host + "]" : args->host;
+    std::string host =
+        args->host.find(':') != std::string::npos ? "[" + args->host + "]" : args->host;
     emit_line("listening ws://" + host + ":" + std::to_string(server.port()));
 
     std::thread([&server, sigs] {

@@ -1,4 +1,5 @@
-// CONTRACT.md units: durations `500ms`, `25s`, `2m`, bare seconds `1.5`; sizes `1024`, `64k`, `16m`.
+// CONTRACT.md units: durations `500ms`, `25s`, `2m`, bare seconds `1.5`; sizes `1024`, `64k`,
+// `16m`.
 #pragma once
 #include <chrono>
 #include <cstddef>

@@ -76,15 +76,16 @@ TEST(FanOut, EverySubscriberGetsEveryMessage) {
     for (int i = 0; i < 1500 && total < static_cast<long>(n) * kMessages; ++i)
       std::this_thread::sleep_for(10ms);
     const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    std::printf("fan-out: %d subscribers x %d messages = %ld deliveries in %.3f s\n", n,
-                kMessages, total.load(), s);
+    std::printf("fan-out: %d subscribers x %d messages = %ld deliveries in %.3f s\n", n, kMessages,
+                total.load(), s);
     loop.stop();
   });
   loop.run();
   driver.join();
   EXPECT_EQ(subscribed.load(), n);
   EXPECT_EQ(total.load(), static_cast<long>(n) * kMessages);
-  for (int i = 0; i < n; ++i) ASSERT_EQ(counts[static_cast<std::size_t>(i)], kMessages) << "subscriber " << i;
+  for (int i = 0; i < n; ++i)
+    ASSERT_EQ(counts[static_cast<std::size_t>(i)], kMessages) << "subscriber " << i;
   EXPECT_EQ(server.dropped_messages(), 0u);
   clients.clear();
   server.stop();

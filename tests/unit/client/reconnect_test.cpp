@@ -133,9 +133,10 @@ TEST(Reconnect, ServerRestartSpreadsTheHerd) {
     }
     const double last_s =
         times.empty() ? 0 : std::chrono::duration<double>(times.back() - restarted).count();
-    std::printf("restart herd: %d clients, spread %lld ms: busiest 100 ms window %zu (%.1f%%), "
-                "all back within %.2f s\n",
-                n, static_cast<long long>(spread.count()), busiest, 100.0 * busiest / n, last_s);
+    std::printf(
+        "restart herd: %d clients, spread %lld ms: busiest 100 ms window %zu (%.1f%%), "
+        "all back within %.2f s\n",
+        n, static_cast<long long>(spread.count()), busiest, 100.0 * busiest / n, last_s);
     EXPECT_EQ(static_cast<int>(times.size()), n);
     EXPECT_LE(busiest, static_cast<std::size_t>(n / 10));
   });
@@ -191,7 +192,8 @@ TEST(Reconnect, OfflineQueueRejectsOrDropsOldestThenFlushesInOrder) {
     });
     c.on_message([&](std::string_view d, tether::MessageType) { echoes.emplace_back(d); });
     loop.post([&] { c.connect(); });
-    run_until(loop, [&] { return echoes.size() >= 2; }, 5000ms);
+    run_until(
+        loop, [&] { return echoes.size() >= 2; }, 5000ms);
     ASSERT_EQ(statuses.size(), 3u);
     ASSERT_EQ(echoes.size(), 2u);
     if (policy == tether::ClientOptions::QueueOverflow::reject) {

@@ -10,8 +10,8 @@
 namespace {
 
 using namespace std::chrono_literals;
-using tether::CloseInfo;
 using tether::Cause;
+using tether::CloseInfo;
 using tether::liveness::Backoff;
 using tether::liveness::BackoffConfig;
 using tether::liveness::Duration;
@@ -50,8 +50,8 @@ TEST(Backoff, StaysRandomAtTheCap) {
   // Roughly uniform: each tenth of the range holds 6-14% of the clients.
   for (int decile = 0; decile < 10; ++decile) {
     const Duration lo = 500ms + (29500ms * decile) / 10, hi = 500ms + (29500ms * (decile + 1)) / 10;
-    const auto n = std::count_if(delays.begin(), delays.end(),
-                                 [&](Duration d) { return d >= lo && d < hi; });
+    const auto n =
+        std::count_if(delays.begin(), delays.end(), [&](Duration d) { return d >= lo && d < hi; });
     EXPECT_GT(n, 600) << "decile " << decile;
     EXPECT_LT(n, 1400) << "decile " << decile;
   }
@@ -99,7 +99,8 @@ TEST(ReconnectPolicy, DefaultsPerCloseCodeAndCause) {
     EXPECT_TRUE(tether::liveness::default_should_reconnect({1006, "", false, c}));
   EXPECT_FALSE(tether::liveness::default_should_reconnect({1000, "", true, Cause::local_close}));
   EXPECT_FALSE(tether::liveness::default_should_reconnect({1006, "", false, Cause::local_close}));
-  EXPECT_FALSE(tether::liveness::default_should_reconnect({1002, "", false, Cause::protocol_error}));
+  EXPECT_FALSE(
+      tether::liveness::default_should_reconnect({1002, "", false, Cause::protocol_error}));
 }
 
 TEST(ReconnectPolicy, SuggestedDelayParsedFromRestartReason) {

@@ -148,7 +148,8 @@ TEST(Socket, ConnectByNameFindsIpv4Listener) {
   addrinfo hints{};
   hints.ai_socktype = SOCK_STREAM;
   addrinfo* res = nullptr;
-  if (getaddrinfo("localhost", "80", &hints, &res) != 0) GTEST_SKIP() << "this system cannot resolve 'localhost'";
+  if (getaddrinfo("localhost", "80", &hints, &res) != 0)
+    GTEST_SKIP() << "this system cannot resolve 'localhost'";
   freeaddrinfo(res);
   Connected c;
   connect_pair("127.0.0.1", c, "localhost");

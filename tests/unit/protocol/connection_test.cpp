@@ -1515,8 +1515,8 @@ TEST(ControlPriority, PongWaitsForThePartlyWrittenFrameToEnd) {
   l.feed(masked(kPing, "x"));
   l.feed(masked(kPing, "y"));
   Bytes rest = l.take_out();
-  EXPECT_EQ(cat({first, rest}), cat({wire_a, unmasked(kPong, "y"), unmasked(kPong, "x"),
-                                     unmasked(kBinary, b)}))
+  EXPECT_EQ(cat({first, rest}),
+            cat({wire_a, unmasked(kPong, "y"), unmasked(kPong, "x"), unmasked(kBinary, b)}))
       << "pongs must land at A's end; each new one at the same first boundary";
 }
 

@@ -55,8 +55,15 @@ TEST(PingFrame, RoundTrip) {
 }
 
 TEST(PingFrame, MalformedTokens) {
-  const std::string cases[] = {"P", "Q", "P a", "Pa b", std::string("P") + std::string(65, 'x'),
-                               "P\t1", std::string("Q\x7f"), "P\xc3\xa9", std::string("P1\0", 3)};
+  const std::string cases[] = {"P",
+                               "Q",
+                               "P a",
+                               "Pa b",
+                               std::string("P") + std::string(65, 'x'),
+                               "P\t1",
+                               std::string("Q\x7f"),
+                               "P\xc3\xa9",
+                               std::string("P1\0", 3)};
   for (const auto& c : cases) {
     Frame f;
     std::string why;
@@ -161,8 +168,8 @@ TEST(PingClient, PingAndPongBeforeTheWelcome) {
   const std::string q = "Q5";
   EXPECT_EQ(cs.receive(MessageType::text, bytes_of(q), t0, out).kind, Kind::pong);
   EXPECT_EQ(cs.state(), ClientSession::State::awaiting_welcome);
-  const std::string w =
-      encode_welcome(Welcome{*SessionId::parse("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"), false, 0, "new session"});
+  const std::string w = encode_welcome(
+      Welcome{*SessionId::parse("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"), false, 0, "new session"});
   EXPECT_EQ(cs.receive(MessageType::text, bytes_of(w), t0, out).kind, Kind::welcome);
   EXPECT_EQ(cs.state(), ClientSession::State::established);
   out.clear();

@@ -10,9 +10,9 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cstring>
 #include <functional>
 #include <mutex>
-#include <cstring>
 #include <string>
 #include <thread>
 #include <vector>
@@ -41,7 +41,9 @@ class RawPeer {
   }
   ~RawPeer() { ::close(fd_); }
   bool connected() const { return connected_; }
-  void write(std::string_view s) { ASSERT_EQ(::send(fd_, s.data(), s.size(), MSG_NOSIGNAL), (ssize_t)s.size()); }
+  void write(std::string_view s) {
+    ASSERT_EQ(::send(fd_, s.data(), s.size(), MSG_NOSIGNAL), (ssize_t)s.size());
+  }
   // Reads until `pred(buffer)` or EOF/timeout. Returns the buffer.
   std::string read_until(const std::function<bool(const std::string&)>& pred) {
     char tmp[4096];
@@ -63,8 +65,9 @@ class RawPeer {
     return head;
   }
   bool upgrade() {
-    write("GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-          "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n");
+    write(
+        "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n");
     return read_http_head().starts_with("HTTP/1.1 101");
   }
   // Reads one server frame; returns opcode and payload (servers never mask).
@@ -72,10 +75,12 @@ class RawPeer {
     tether::codec::FrameHeader h;
     std::size_t used = 0;
     read_until([&](const std::string& b) {
-      auto st = tether::codec::parse_header({reinterpret_cast<const uint8_t*>(b.data()), b.size()}, h, used);
+      auto st = tether::codec::parse_header({reinterpret_cast<const uint8_t*>(b.data()), b.size()},
+                                            h, used);
       return st == tether::codec::HeaderStatus::ok && b.size() >= used + h.payload_len;
     });
-    auto st = tether::codec::parse_header({reinterpret_cast<const uint8_t*>(buf_.data()), buf_.size()}, h, used);
+    auto st = tether::codec::parse_header(
+        {reinterpret_cast<const uint8_t*>(buf_.data()), buf_.size()}, h, used);
     if (st != tether::codec::HeaderStatus::ok || buf_.size() < used + h.payload_len) return false;
     opcode = static_cast<uint8_t>(h.opcode);
     payload = buf_.substr(used, h.payload_len);
@@ -115,7 +120,9 @@ std::string frame(uint8_t first_byte, std::string_view payload, bool masked = tr
 }
 
 uint16_t close_code_of(const std::string& payload) {
-  return payload.size() >= 2 ? static_cast<uint16_t>((uint8_t(payload[0]) << 8) | uint8_t(payload[1])) : 1005;
+  return payload.size() >= 2
+             ? static_cast<uint16_t>((uint8_t(payload[0]) << 8) | uint8_t(payload[1]))
+             : 1005;
 }
 
 // Runs an echo server on a free port in a background thread for the test's lifetime.
@@ -129,7 +136,8 @@ class EchoServer {
     o.shutdown_timeout = std::chrono::milliseconds(shutdown_ms);
     if (tweak) tweak(o);
     server_ = std::make_unique<tether::Server>(o);
-    server_->on_message([](tether::Connection& c, std::string_view d, MessageType t) { c.send(d, t); });
+    server_->on_message(
+        [](tether::Connection& c, std::string_view d, MessageType t) { c.send(d, t); });
     server_->on_close([this](tether::Connection&, const tether::CloseInfo& i) {
       closes.fetch_add(1);
       last_cause.store(static_cast<int>(i.cause));
@@ -233,7 +241,9 @@ TEST(Rfc6455_5_5_1, CloseIsEchoedAndServerClosesTcp) {
   EchoServer s;
   RawPeer p(s.port());
   ASSERT_TRUE(p.upgrade());
-  p.write(frame(0x88, std::string("\x0F\xA0" "bye", 5)));  // 4000 "bye"
+  p.write(frame(0x88, std::string("\x0F\xA0"
+                                  "bye",
+                                  5)));  // 4000 "bye"
   uint8_t op;
   std::string payload;
   ASSERT_TRUE(p.read_frame(op, payload));
@@ -256,8 +266,9 @@ TEST(Server, HealthzAndPlainGetAndBadVersion) {
   }
   {
     RawPeer p(s.port());
-    p.write("GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-            "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 8\r\n\r\n");
+    p.write(
+        "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 8\r\n\r\n");
     std::string head = p.read_http_head();
     EXPECT_TRUE(head.starts_with("HTTP/1.1 426")) << head;
     EXPECT_NE(head.find("Sec-WebSocket-Version: 13"), std::string::npos) << head;
@@ -470,7 +481,8 @@ TEST(Deadlines, TcpOptionsAreApplied) {
       if (std::string(ip) + ":" + std::to_string(ntohs(a.sin_port)) != c.peer()) continue;
       unsigned v = 0;
       socklen_t vl = sizeof v;
-      if (getsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &v, &vl) == 0) seen_timeout = static_cast<int>(v);
+      if (getsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &v, &vl) == 0)
+        seen_timeout = static_cast<int>(v);
       int k = 0;
       socklen_t kl = sizeof k;
       if (getsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &k, &kl) == 0) seen_keepalive = k;
@@ -587,7 +599,7 @@ TEST(PubSub, SlowSubscriberIsSkippedAndCounted) {
     ++got;
   }
   pub.join();
-  EXPECT_EQ(got, 2000u);  // the fast subscriber lost nothing
+  EXPECT_EQ(got, 2000u);                     // the fast subscriber lost nothing
   EXPECT_GT(server.dropped_messages(), 0u);  // the slow one was skipped, not buffered
   server.stop();
   t.join();
