@@ -263,7 +263,7 @@ int main(int argc, char** argv) {
   if (!raise_fd_limit(static_cast<rlim_t>(n) + kExtraFds)) return 1;
 
   std::signal(SIGPIPE, SIG_IGN);
-  struct sigaction sa{};
+  struct sigaction sa {};
   sa.sa_handler = on_signal;
   sigemptyset(&sa.sa_mask);
   sigaction(SIGINT, &sa, nullptr);
@@ -271,8 +271,8 @@ int main(int argc, char** argv) {
 
   tether::ClientOptions opts;
   opts.url = args.url;
-  opts.ping_interval = std::chrono::milliseconds(
-      static_cast<long long>(args.ping_interval_s * 1000.0 + 0.5));
+  opts.ping_interval =
+      std::chrono::milliseconds(static_cast<long long>(args.ping_interval_s * 1000.0 + 0.5));
   opts.reconnect = false;
 
   Tally tally;
@@ -365,8 +365,8 @@ int main(int argc, char** argv) {
       }
       hold_s = seconds_since(h0);
     } else if (!all_opened) {
-      std::fprintf(stderr, "idle_conns: only %ld of %zu opened; not holding\n",
-                   tally.opened.load(), n);
+      std::fprintf(stderr, "idle_conns: only %ld of %zu opened; not holding\n", tally.opened.load(),
+                   n);
     }
     if (g_interrupted) std::fprintf(stderr, "idle_conns: interrupted\n");
 
