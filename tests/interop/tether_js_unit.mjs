@@ -26,7 +26,11 @@ class FakeWS {
   static last() { return FakeWS.instances[FakeWS.instances.length - 1]; }
 }
 globalThis.WebSocket = FakeWS;
-const { TetherSocket } = await import(new URL("../../web/tether.js", import.meta.url));
+// Imported as module source (a data: URL), not by file name: web/tether.js is an ES module the
+// browser loads as such, and Node 18 (Debian 12) would otherwise parse a .js file as CommonJS.
+import { readFileSync } from "node:fs";
+const source = readFileSync(new URL("../../web/tether.js", import.meta.url), "utf8");
+const { TetherSocket } = await import("data:text/javascript;base64," + Buffer.from(source).toString("base64"));
 
 let failed = 0;
 let passed = 0;
