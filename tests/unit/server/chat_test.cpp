@@ -3,11 +3,9 @@
 // Every wait is bounded by a socket receive timeout.
 #include "chat_server.hpp"
 
-#include <arpa/inet.h>
+#include "raw_peer.hpp"
+
 #include <gtest/gtest.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -18,70 +16,24 @@ namespace {
 
 using nlohmann::json;
 
-// A blocking WebSocket client on a raw socket: masked frames out, whole text frames in.
+// A chat client: the shared raw WebSocket peer, speaking JSON text messages.
 class Peer {
  public:
-  explicit Peer(uint16_t port) {
-    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
-    timeval tv{5, 0};
-    setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_port = htons(port);
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ok_ = ::connect(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
-    write(
-        "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n");
-    ok_ = ok_ && fill([this] { return buf_.find("\r\n\r\n") != std::string::npos; }) &&
-          buf_.starts_with("HTTP/1.1 101");
-    if (ok_) buf_.erase(0, buf_.find("\r\n\r\n") + 4);
-  }
-  ~Peer() { ::close(fd_); }
+  explicit Peer(uint16_t port) : raw_(port) { ok_ = raw_.upgrade(); }
   bool ok() const { return ok_; }
-
   void send_raw(std::string_view payload, uint8_t opcode = 0x1) {
-    std::string f(1, static_cast<char>(0x80 | opcode));
-    if (payload.size() < 126) {
-      f.push_back(static_cast<char>(0x80 | payload.size()));
-    } else {
-      f.push_back(static_cast<char>(0x80 | 126));
-      f.push_back(static_cast<char>(payload.size() >> 8));
-      f.push_back(static_cast<char>(payload.size() & 0xFF));
-    }
-    const char key[4] = {0x12, 0x34, 0x56, 0x78};
-    f.append(key, 4);
-    for (std::size_t i = 0; i < payload.size(); ++i) f.push_back(payload[i] ^ key[i % 4]);
-    write(f);
+    raw_.write(tether_test::frame(static_cast<uint8_t>(0x80 | opcode), payload));
   }
   void send(const json& j) { send_raw(j.dump()); }
 
-  // The next text message as JSON (control frames skipped); a discarded value on timeout/EOF.
+  // The next text message as JSON (control frames skipped); a discarded value on timeout/close.
   json next() {
     for (;;) {
-      std::size_t used = 0, len = 0;
-      auto complete = [&] {
-        if (buf_.size() < 2) return false;
-        len = static_cast<uint8_t>(buf_[1]) & 0x7F;
-        used = 2;
-        if (len == 126) {
-          if (buf_.size() < 4) return false;
-          len = (static_cast<uint8_t>(buf_[2]) << 8) | static_cast<uint8_t>(buf_[3]);
-          used = 4;
-        } else if (len == 127) {
-          if (buf_.size() < 10) return false;
-          len = 0;
-          for (int i = 2; i < 10; ++i) len = (len << 8) | static_cast<uint8_t>(buf_[i]);
-          used = 10;
-        }
-        return buf_.size() >= used + len;
-      };
-      if (!fill(complete)) return json(json::value_t::discarded);
-      const uint8_t opcode = static_cast<uint8_t>(buf_[0]) & 0x0F;
-      std::string payload = buf_.substr(used, len);
-      buf_.erase(0, used + len);
+      uint8_t opcode = 0;
+      std::string payload;
+      if (!raw_.read_frame(opcode, payload) || opcode == 0x8)
+        return json(json::value_t::discarded);
       if (opcode == 0x1) return json::parse(payload, nullptr, false);
-      if (opcode == 0x8) return json(json::value_t::discarded);
     }
   }
   // The next message of this type, skipping others (e.g. presence while waiting for a message).
@@ -94,20 +46,8 @@ class Peer {
   }
 
  private:
-  void write(std::string_view s) { ::send(fd_, s.data(), s.size(), MSG_NOSIGNAL); }
-  template <class Pred>
-  bool fill(Pred done) {
-    char tmp[8192];
-    while (!done()) {
-      ssize_t n = ::recv(fd_, tmp, sizeof tmp, 0);
-      if (n <= 0) return false;
-      buf_.append(tmp, static_cast<std::size_t>(n));
-    }
-    return true;
-  }
-  int fd_ = -1;
+  tether_test::RawPeer raw_;
   bool ok_ = false;
-  std::string buf_;
 };
 
 std::string label(int i) {
