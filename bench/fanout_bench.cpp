@@ -44,6 +44,7 @@
 #include <thread>
 #include <vector>
 
+#include "bench_util.hpp"
 #include "tether/client.hpp"
 #include "tether/loop.hpp"
 
@@ -53,13 +54,10 @@ using Clock = std::chrono::steady_clock;
 using namespace std::chrono_literals;
 
 constexpr int kUsage = 2;
-constexpr rlim_t kExtraFds = 64;      // stdio, epoll, eventfd, slack
-constexpr auto kBatchWait = 15s;      // a connect batch must open within this
-constexpr auto kBurstTimeout = 10s;   // a burst must reach every subscriber within this
-constexpr auto kCloseWait = 10s;      // closing handshakes at the end
-
-std::atomic<bool> g_interrupted{false};
-extern "C" void on_signal(int) { g_interrupted.store(true); }
+constexpr rlim_t kExtraFds = 64;     // stdio, epoll, eventfd, slack
+constexpr auto kBatchWait = 15s;     // a connect batch must open within this
+constexpr auto kBurstTimeout = 10s;  // a burst must reach every subscriber within this
+constexpr auto kCloseWait = 10s;     // closing handshakes at the end
 
 [[noreturn]] void usage_error(const std::string& why) {
   std::fprintf(stderr,
@@ -68,16 +66,6 @@ extern "C" void on_signal(int) { g_interrupted.store(true); }
                "[--duration 10] [--batch 200] [--server-pid PID]\n",
                why.c_str());
   std::exit(kUsage);
-}
-
-long parse_count(std::string_view flag, const std::string& s, long lo, long hi) {
-  char* end = nullptr;
-  errno = 0;
-  const long v = std::strtol(s.c_str(), &end, 10);
-  if (s.empty() || *end != '\0' || errno != 0 || v < lo || v > hi)
-    usage_error(std::string(flag) + " must be an integer in [" + std::to_string(lo) + ", " +
-                std::to_string(hi) + "] (got '" + s + "')");
-  return v;
 }
 
 struct Args {
@@ -99,11 +87,11 @@ Args parse_args(int argc, char** argv) {
       return argv[++i];
     };
     if (arg == "--subscribers") {
-      a.subscribers = parse_count(arg, value(), 1, 1'000'000);
+      a.subscribers = bench::parse_count(arg, value(), 1, 1'000'000, usage_error);
     } else if (arg == "--size") {
-      a.size = parse_count(arg, value(), 8, 16 << 20);
+      a.size = bench::parse_count(arg, value(), 8, 16 << 20, usage_error);
     } else if (arg == "--burst") {
-      a.burst = parse_count(arg, value(), 1, 1'000'000);
+      a.burst = bench::parse_count(arg, value(), 1, 1'000'000, usage_error);
     } else if (arg == "--duration") {
       std::string v = value();
       if (!v.empty() && v.back() == 's') v.pop_back();
@@ -112,9 +100,9 @@ Args parse_args(int argc, char** argv) {
       if (v.empty() || *end != '\0' || !(a.duration_s > 0))
         usage_error("--duration must be a positive number of seconds");
     } else if (arg == "--batch") {
-      a.batch = parse_count(arg, value(), 1, 100'000);
+      a.batch = bench::parse_count(arg, value(), 1, 100'000, usage_error);
     } else if (arg == "--server-pid") {
-      a.server_pid = parse_count(arg, value(), 1, 1L << 30);
+      a.server_pid = bench::parse_count(arg, value(), 1, 1L << 30, usage_error);
     } else if (arg == "-h" || arg == "--help") {
       std::printf(
           "usage: fanout_bench URL [--subscribers 5000] [--size 64] [--burst 100] "
@@ -128,24 +116,6 @@ Args parse_args(int argc, char** argv) {
   }
   if (a.url.empty()) usage_error("URL is required");
   return a;
-}
-
-bool raise_fd_limit(rlim_t need) {
-  rlimit rl{};
-  if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return false;
-  if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur >= need) return true;
-  if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max < need) {
-    std::fprintf(stderr, "fanout_bench: need %llu file descriptors, the hard limit is %llu\n",
-                 static_cast<unsigned long long>(need),
-                 static_cast<unsigned long long>(rl.rlim_max));
-    return false;
-  }
-  rl.rlim_cur = need;
-  if (setrlimit(RLIMIT_NOFILE, &rl) != 0) {
-    std::fprintf(stderr, "fanout_bench: setrlimit(RLIMIT_NOFILE): %s\n", std::strerror(errno));
-    return false;
-  }
-  return true;
 }
 
 // utime+stime of process `pid` in seconds, or -1.
@@ -185,7 +155,7 @@ struct State {
   uint64_t publisher_echoes = 0;   // the publisher's own copies
   uint64_t order_errors = 0;       // a subscriber saw a gap, a duplicate or a reordering
   bool measuring = false;
-  bool stop_after_burst = false;   // set by the driver (via post) when the duration is over
+  bool stop_after_burst = false;  // set by the driver (via post) when the duration is over
   Clock::time_point t_start, t_end, burst_started;
   double server_cpu0 = -1, server_cpu1 = -1;
   long server_pid = 0;
@@ -204,11 +174,11 @@ struct State {
 int main(int argc, char** argv) {
   const Args args = parse_args(argc, argv);
   const auto n = static_cast<std::size_t>(args.subscribers);
-  if (!raise_fd_limit(static_cast<rlim_t>(n) + 1 + kExtraFds)) return 1;
+  if (!bench::raise_fd_limit("fanout_bench", static_cast<rlim_t>(n) + 1 + kExtraFds)) return 1;
 
   std::signal(SIGPIPE, SIG_IGN);
-  struct sigaction sa{};
-  sa.sa_handler = on_signal;
+  struct sigaction sa {};
+  sa.sa_handler = bench::on_signal;
   sigemptyset(&sa.sa_mask);
   sigaction(SIGINT, &sa, nullptr);
   sigaction(SIGTERM, &sa, nullptr);
@@ -267,7 +237,7 @@ int main(int argc, char** argv) {
   // A burst has reached every subscriber: account for it and start the next (loop thread).
   auto burst_complete = [&st, &start_burst] {
     st.bursts_done.fetch_add(1);
-    if (st.stop_after_burst || g_interrupted) {
+    if (st.stop_after_burst || bench::interrupted) {
       st.t_end = Clock::now();
       st.server_cpu1 = process_cpu_s(st.server_pid);
       st.measuring = false;
@@ -316,7 +286,7 @@ int main(int argc, char** argv) {
     const auto t0 = Clock::now();
     // ---- connect: subscribers in batches, then the publisher
     std::size_t started = 0;
-    while (started <= n && !g_interrupted) {
+    while (started <= n && !bench::interrupted) {
       const std::size_t end = std::min(n, started + static_cast<std::size_t>(args.batch));
       if (started == n) {
         loop.post([pub] { pub->connect(); });
@@ -328,8 +298,8 @@ int main(int argc, char** argv) {
         started = end;
       }
       const auto deadline = Clock::now() + kBatchWait;
-      while (static_cast<std::size_t>(st.opened + st.failed) < started &&
-             Clock::now() < deadline && !g_interrupted)
+      while (static_cast<std::size_t>(st.opened + st.failed) < started && Clock::now() < deadline &&
+             !bench::interrupted)
         std::this_thread::sleep_for(1ms);
       if (static_cast<std::size_t>(st.opened + st.failed) < started) {
         failure = "a connect batch did not settle within 15 s";
@@ -342,8 +312,8 @@ int main(int argc, char** argv) {
     }
     if (failure.empty() && static_cast<std::size_t>(st.opened) != n + 1)
       failure = "interrupted while connecting";
-    std::fprintf(stderr, "fanout_bench: %ld/%zu connections open after %.2f s\n",
-                 st.opened.load(), n + 1, seconds_between(t0, Clock::now()));
+    std::fprintf(stderr, "fanout_bench: %ld/%zu connections open after %.2f s\n", st.opened.load(),
+                 n + 1, seconds_between(t0, Clock::now()));
 
     if (failure.empty()) {
       // Let the server finish registering the last connections before publishing.
@@ -358,7 +328,7 @@ int main(int argc, char** argv) {
       const auto m0 = Clock::now();
       auto next_report = m0 + 1s;
       bool stop_posted = false;
-      while (!st.done && !g_interrupted) {
+      while (!st.done && !bench::interrupted) {
         std::this_thread::sleep_for(5ms);
         const auto now = Clock::now();
         if (!stop_posted && seconds_between(m0, now) >= args.duration_s) {
@@ -384,7 +354,7 @@ int main(int argc, char** argv) {
                        static_cast<unsigned long long>(st.progress_deliveries.load()));
         }
       }
-      if (g_interrupted && failure.empty()) failure = "interrupted";
+      if (bench::interrupted && failure.empty()) failure = "interrupted";
       // Freeze the counters on the loop thread (a failed run stops where it is).
       std::atomic<bool> frozen{false};
       loop.post([&] {
@@ -411,8 +381,7 @@ int main(int argc, char** argv) {
     });
     const long to_close = std::min<long>(static_cast<long>(started), static_cast<long>(n + 1));
     const auto close_deadline = Clock::now() + kCloseWait;
-    while (st.closed < to_close && Clock::now() < close_deadline)
-      std::this_thread::sleep_for(10ms);
+    while (st.closed < to_close && Clock::now() < close_deadline) std::this_thread::sleep_for(10ms);
     loop.stop();
   });
   loop.run();

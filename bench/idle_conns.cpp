@@ -42,6 +42,7 @@
 #include <thread>
 #include <vector>
 
+#include "bench_util.hpp"
 #include "tether/client.hpp"
 #include "tether/loop.hpp"
 
@@ -58,9 +59,6 @@ constexpr rlim_t kExtraFds = 64;
 constexpr auto kBatchWait = 15s;
 // Closing handshakes: the client's close timeout is 5 s; past this we stop waiting.
 constexpr auto kCloseWait = 10s;
-
-std::atomic<bool> g_interrupted{false};
-extern "C" void on_signal(int) { g_interrupted.store(true); }
 
 [[noreturn]] void usage_error(const std::string& why) {
   std::fprintf(stderr,
@@ -92,16 +90,6 @@ double parse_seconds(std::string_view s) {
   return v * scale;
 }
 
-long parse_count(std::string_view flag, const std::string& s, long lo, long hi) {
-  char* end = nullptr;
-  errno = 0;
-  const long v = std::strtol(s.c_str(), &end, 10);
-  if (s.empty() || *end != '\0' || errno != 0 || v < lo || v > hi)
-    usage_error(std::string(flag) + " must be an integer in [" + std::to_string(lo) + ", " +
-                std::to_string(hi) + "] (got '" + s + "')");
-  return v;
-}
-
 struct Args {
   std::string url;
   long connections = -1;
@@ -119,7 +107,7 @@ Args parse_args(int argc, char** argv) {
       return argv[++i];
     };
     if (arg == "--connections") {
-      a.connections = parse_count(arg, value(), 1, 1'000'000);
+      a.connections = bench::parse_count(arg, value(), 1, 1'000'000, usage_error);
     } else if (arg == "--hold") {
       const std::string v = value();
       a.hold_s = parse_seconds(v);
@@ -130,7 +118,7 @@ Args parse_args(int argc, char** argv) {
       if (a.ping_interval_s < 0)
         usage_error("--ping-interval must be a duration, 0 for none (got '" + v + "')");
     } else if (arg == "--batch") {
-      a.batch = parse_count(arg, value(), 1, 100'000);
+      a.batch = bench::parse_count(arg, value(), 1, 100'000, usage_error);
     } else if (arg == "-h" || arg == "--help") {
       std::printf(
           "usage: idle_conns URL --connections N --hold SECONDS [--ping-interval 0] "
@@ -146,35 +134,6 @@ Args parse_args(int argc, char** argv) {
   if (a.connections < 0) usage_error("--connections is required");
   if (a.hold_s < 0) usage_error("--hold is required");
   return a;
-}
-
-// Raises the soft descriptor limit to what N connections need, up to the hard limit.
-bool raise_fd_limit(rlim_t need) {
-  rlimit rl{};
-  if (getrlimit(RLIMIT_NOFILE, &rl) != 0) {
-    std::fprintf(stderr, "idle_conns: getrlimit(RLIMIT_NOFILE): %s\n", std::strerror(errno));
-    return false;
-  }
-  if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur >= need) return true;
-  if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max < need) {
-    std::fprintf(stderr,
-                 "idle_conns: need %llu file descriptors but the hard limit is %llu; raise it "
-                 "first (as root: ulimit -n %llu, or LimitNOFILE / limits.conf)\n",
-                 static_cast<unsigned long long>(need),
-                 static_cast<unsigned long long>(rl.rlim_max),
-                 static_cast<unsigned long long>(need));
-    return false;
-  }
-  const rlim_t old = rl.rlim_cur;
-  rl.rlim_cur = need;
-  if (setrlimit(RLIMIT_NOFILE, &rl) != 0) {
-    std::fprintf(stderr, "idle_conns: setrlimit(RLIMIT_NOFILE, %llu): %s\n",
-                 static_cast<unsigned long long>(need), std::strerror(errno));
-    return false;
-  }
-  std::fprintf(stderr, "idle_conns: raised the descriptor limit from %llu to %llu\n",
-               static_cast<unsigned long long>(old), static_cast<unsigned long long>(need));
-  return true;
 }
 
 long rss_kib() {
@@ -260,11 +219,11 @@ double seconds_since(Clock::time_point t0) {
 int main(int argc, char** argv) {
   const Args args = parse_args(argc, argv);
   const auto n = static_cast<std::size_t>(args.connections);
-  if (!raise_fd_limit(static_cast<rlim_t>(n) + kExtraFds)) return 1;
+  if (!bench::raise_fd_limit("idle_conns", static_cast<rlim_t>(n) + kExtraFds)) return 1;
 
   std::signal(SIGPIPE, SIG_IGN);
   struct sigaction sa {};
-  sa.sa_handler = on_signal;
+  sa.sa_handler = bench::on_signal;
   sigemptyset(&sa.sa_mask);
   sigaction(SIGINT, &sa, nullptr);
   sigaction(SIGTERM, &sa, nullptr);
@@ -316,7 +275,7 @@ int main(int argc, char** argv) {
     auto last_report = t0;
     // ---- connect, one batch at a time
     std::size_t started = 0;
-    while (started < n && !g_interrupted) {
+    while (started < n && !bench::interrupted) {
       const std::size_t end = std::min(n, started + static_cast<std::size_t>(args.batch));
       loop.post([&clients, begin = started, end] {
         for (std::size_t i = begin; i < end; ++i) clients[i]->connect();
@@ -324,7 +283,7 @@ int main(int argc, char** argv) {
       started = end;
       const auto deadline = Clock::now() + kBatchWait;
       while (static_cast<std::size_t>(tally.opened + tally.failed) < started &&
-             Clock::now() < deadline && !g_interrupted)
+             Clock::now() < deadline && !bench::interrupted)
         std::this_thread::sleep_for(1ms);
       if (Clock::now() - last_report >= 1s || started == n) {
         last_report = Clock::now();
@@ -347,14 +306,14 @@ int main(int argc, char** argv) {
     all_opened = static_cast<std::size_t>(tally.opened) == n && tally.failed == 0;
 
     // ---- hold
-    if (all_opened && !g_interrupted) {
+    if (all_opened && !bench::interrupted) {
       std::fprintf(stderr, "idle_conns: holding %zu connections (all open after %.2f s) for %g s\n",
                    n, connect_s, args.hold_s);
       const auto h0 = Clock::now();
       const auto h_end = h0 + std::chrono::duration_cast<Clock::duration>(
                                   std::chrono::duration<double>(args.hold_s));
       auto next_report = h0 + 5s;
-      while (Clock::now() < h_end && !g_interrupted) {
+      while (Clock::now() < h_end && !bench::interrupted) {
         std::this_thread::sleep_for(std::min<Clock::duration>(100ms, h_end - Clock::now()));
         if (Clock::now() >= next_report) {
           next_report += 5s;
@@ -368,7 +327,7 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "idle_conns: only %ld of %zu opened; not holding\n", tally.opened.load(),
                    n);
     }
-    if (g_interrupted) std::fprintf(stderr, "idle_conns: interrupted\n");
+    if (bench::interrupted) std::fprintf(stderr, "idle_conns: interrupted\n");
 
     // ---- close all (1000) and wait, bounded, for the handshakes to finish
     std::fprintf(stderr, "idle_conns: closing\n");
