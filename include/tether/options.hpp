@@ -34,6 +34,40 @@ struct LivenessOptions {
   bool tcp_keepalive = false;
 };
 
+// permessage-deflate (RFC 7692). Field names follow the RFC's parameters; what they mean depends
+// on the role (see each field). Off by default, as in ws and uWebSockets: compression costs CPU and
+// zlib memory, and only pays for text-heavy traffic (JSON), so it is an explicit choice.
+struct DeflateOptions {
+  bool enabled = false;
+  // Server: always ask to reset our own compressor after each message (the response carries
+  //   server_no_context_takeover); the compressor is then one per event loop, shared, so a
+  //   connection holds no zlib state between messages.
+  // Client: offer it (the server may accept; the client then inflates each message fresh).
+  // Default on: memory stays bounded per connection (a kept 32 KiB window + zlib state is
+  // ~300 KiB per connection and direction); turn off for a better ratio on small messages.
+  bool server_no_context_takeover = true;
+  // Server: ask clients to reset theirs (client_no_context_takeover in the response), so our
+  //   inflater is shared per loop too. Client: reset our own compressor after each message.
+  bool client_no_context_takeover = true;
+  // 9..15. Server: the largest window we use for sending (sent when < 15); an offer that asks for
+  // a smaller one is honoured down to 9 (8 is declined: zlib cannot compress with 8).
+  // Client: offered as server_max_window_bits when < 15.
+  int server_max_window_bits = 15;
+  // 9..15. Server: the window we ask the client to use when it offered client_max_window_bits.
+  // Client: offered as client_max_window_bits=N (N < 15), or bare when 15 (we accept any).
+  int client_max_window_bits = 15;
+  // Messages shorter than this go out uncompressed (RSV1 clear): below ~64 bytes deflate's
+  // framing overhead eats the gain and the CPU is wasted.
+  std::size_t threshold = 64;
+  int level = 6;  // zlib level 1..9: 6 is zlib's own default trade-off
+};
+
+// TLS (OpenSSL 3). Server: both files set turns TLS on (listening wss://).
+struct ServerTlsOptions {
+  std::string cert_file;  // PEM, leaf first then the chain
+  std::string key_file;   // PEM private key
+};
+
 struct ServerOptions : LivenessOptions {
   std::string host = "127.0.0.1";  // loopback by default: exposing a port is an explicit choice
   uint16_t port = 8080;            // 0 picks a free port (read it back with Server::port())
@@ -73,6 +107,39 @@ struct ServerOptions : LivenessOptions {
   // Last-Modified, 304s; nothing outside it, symlinks included). Empty: off, such requests get
   // 426 (only /healthz is answered) since the port speaks WebSocket.
   std::string static_dir;
+  DeflateOptions deflate;
+  ServerTlsOptions tls;
+
+  // ---- Limits against hostile or broken clients (docs/security.md: each one's threat and test).
+  // Connections (handshakes in progress included) across all loops. Past it, new ones are
+  // answered 503 with Retry-After. 50,000: what one core serves comfortably (~1.4 KiB per idle
+  // connection); raise it together with the fd limit (ulimit -n). 0: no limit.
+  std::size_t max_connections = 50000;
+  // Per client IP address (503 past it): one host cannot take the whole server. 256 leaves room
+  // for an office or carrier-grade NAT behind one address. 0: no limit.
+  std::size_t max_connections_per_ip = 256;
+  // Addresses the per-IP limit does not apply to: a reverse proxy on the same machine (nginx in
+  // front of tether) brings every user from 127.0.0.1. Put your proxies' addresses here.
+  std::vector<std::string> per_ip_exempt{"127.0.0.1", "::1"};
+  // Bytes of the opening handshake's HTTP head: 431 past it. 16 KiB: browsers send 1-2 KiB
+  // (more with cookies); bounds what a half-open handshake can make us hold.
+  std::size_t max_handshake_size = 16384;
+  // Origin allow-list (§10.2, CSWSH): when non-empty, a handshake whose Origin is not one of
+  // these (exact, case-insensitive, e.g. "https://chat.example.com") is answered 403.
+  // Requests without Origin (non-browser clients) pass. Applies together with check_origin.
+  std::vector<std::string> allowed_origins;
+  // send() to a connection whose queue is past send_buffer_max: close it with 1008 (the peer
+  // learns it fell behind and, with resume, catches up after reconnecting), or drop the
+  // message (send() returns dropped). Close by default: silent loss is the worse surprise.
+  enum class SendOverflow : uint8_t { close, drop };
+  SendOverflow send_overflow = SendOverflow::close;
+  // Ping and pong frames a client may send per second (a burst of as many is allowed): past
+  // it, close 1008. Each ping costs us a pong; real clients send one per ping interval.
+  unsigned max_control_frames_per_second = 50;
+  // New connections accepted per second per loop (bursts of as many): a connect flood waits in
+  // the kernel's backlog instead of starving established connections of the loop.
+  // 2,000/s brings 10,000 clients back within 5 s. 0: no limit (still 64 per wake-up).
+  unsigned accept_rate = 2000;
 };
 
 struct ClientOptions : LivenessOptions {
@@ -110,6 +177,12 @@ struct ClientOptions : LivenessOptions {
   // the oldest queued one to make room (latest state wins, e.g. dashboards).
   enum class QueueOverflow : uint8_t { reject, drop_oldest };
   QueueOverflow offline_queue_overflow = QueueOverflow::reject;
+  DeflateOptions deflate;
+  // wss:// : the server's certificate is verified against the system's trust store (or ca_file)
+  // and its name checked against the URL's host. Verification is on by default and turning it
+  // off is for tests only.
+  std::string tls_ca_file;  // PEM bundle of trusted CAs; empty: the system's default paths
+  bool tls_verify = true;
 };
 
 }  // namespace tether

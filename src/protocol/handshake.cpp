@@ -265,6 +265,8 @@ ServerHandshakeResult server_handshake(const HttpHead& request,
   if (versions.size() != 1 || versions[0] != "13")
     return reject(426, "unsupported Sec-WebSocket-Version (only 13 is supported)",
                   "Sec-WebSocket-Version: 13\r\n");
+  if (config.reject_status != 0)
+    return reject(config.reject_status, "server at its connection limit", config.reject_headers);
   // §4.2.2 step 4 / §10.2: origin policy is the application's. A throwing hook fails closed.
   if (config.check_origin) {
     bool allowed = false;

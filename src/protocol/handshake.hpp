@@ -45,6 +45,10 @@ struct ServerHandshakeConfig {
   // Origin check hook (§10.2). Called with the Origin header ("" when absent). false -> 403.
   std::function<bool(std::string_view origin)> check_origin;
   std::vector<ExtensionNegotiator*> extensions;
+  // Non-zero: every valid upgrade is refused with this status (e.g. 503 when the server is at
+  // its connection limit) and `reject_headers` ("Name: value\r\n" lines, e.g. Retry-After).
+  int reject_status = 0;
+  std::string reject_headers;
 };
 
 struct ServerHandshakeResult {

@@ -9,7 +9,29 @@
 
 namespace tether::detail {
 
-LoopContext::LoopContext(ServerImpl& s) : server(s) {
+namespace {
+// "1.2.3.4:5678" -> "1.2.3.4", "[::1]:5678" -> "::1" (loop::accept_tcp's peer format).
+std::string peer_ip(std::string_view peer) {
+  auto colon = peer.rfind(':');
+  std::string_view host = colon == std::string_view::npos ? peer : peer.substr(0, colon);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']')
+    host = host.substr(1, host.size() - 2);
+  return std::string(host);
+}
+}  // namespace
+
+LoopContext::LoopContext(ServerImpl& s)
+    : server(s), accept_budget(s.opts.accept_rate, s.opts.accept_rate, loop.now()) {
+  accept_timer.set_callback(
+      [](loop::Timer&, void* self) {
+        auto* ctx = static_cast<LoopContext*>(self);
+        ctx->accept_paused = false;
+        if (ctx->listen_fd >= 0 && !ctx->stopping) {
+          ctx->loop.modify(ctx->listen_fd, EPOLLIN, ctx);
+          ctx->on_io(EPOLLIN);
+        }
+      },
+      this);
   if (server.resume) sessions = std::make_unique<resume::SessionStore>(server.resume_config, rng);
   session_timer.set_callback(
       [](loop::Timer&, void* self) {
@@ -37,25 +59,66 @@ LoopContext::~LoopContext() {
 }
 
 void LoopContext::on_io(uint32_t) {
-  // Bounded accepts per wake-up so a connection flood cannot starve established connections.
-  for (int i = 0; i < 64 && !stopping; ++i) {
+  if (accept_paused) return;
+  // Bounded accepts per wake-up, and per second (accept_rate), so a connection flood cannot
+  // starve established connections: what is not accepted waits in the kernel's backlog.
+  for (int i = 0; i < 64 && !stopping && listen_fd >= 0; ++i) {
+    const auto now = loop.now();
+    if (!accept_budget.take(now)) {
+      pause_accepting(accept_budget.next_token(now));
+      return;
+    }
     std::string peer;
     std::error_code ec;
     int fd = loop::accept_tcp(listen_fd, peer, ec);
     if (fd < 0) {
-      if (ec != std::errc::operation_would_block && ec != std::errc::resource_unavailable_try_again)
-        server.error("accept: " + ec.message());
+      if (ec == std::errc::operation_would_block || ec == std::errc::resource_unavailable_try_again)
+        return;
+      server.error("accept: " + ec.message());
+      // EMFILE/ENFILE/ENOBUFS: the listener stays readable, so retrying at once would spin.
+      // Back off briefly; established connections keep being served meanwhile.
+      pause_accepting(now + std::chrono::milliseconds(100));
       return;
     }
-    auto* c = new ServerConn(*this, server.next_id.fetch_add(1), std::move(peer));
+    std::string ip = peer_ip(peer);
+    const bool admitted = admit(ip);
+    auto* c = new ServerConn(*this, server.next_id.fetch_add(1), std::move(peer), std::move(ip),
+                             !admitted);
     if (auto err = c->attach(fd, false)) {
       server.error("epoll add: " + err.message());
+      if (admitted) server.release(c->ip());
       delete c;
       continue;
     }
     conns.emplace(c->id(), c);
-    server.connection_count.fetch_add(1, std::memory_order_relaxed);
   }
+}
+
+void LoopContext::pause_accepting(loop::TimePoint until) {
+  if (accept_paused || listen_fd < 0) return;
+  accept_paused = true;
+  loop.modify(listen_fd, 0, this);
+  loop.timers().schedule(accept_timer, until);
+}
+
+bool LoopContext::admit(const std::string& ip) {
+  const auto& o = server.opts;
+  const std::size_t total = server.connection_count.fetch_add(1, std::memory_order_relaxed) + 1;
+  bool ok = o.max_connections == 0 || total <= o.max_connections;
+  if (ok && o.max_connections_per_ip > 0 &&
+      std::find(o.per_ip_exempt.begin(), o.per_ip_exempt.end(), ip) == o.per_ip_exempt.end()) {
+    std::lock_guard lock(server.ip_mutex);
+    auto& n = server.ip_counts[ip];
+    if (n >= o.max_connections_per_ip)
+      ok = false;
+    else
+      ++n;
+  }
+  if (!ok) {
+    server.connection_count.fetch_sub(1, std::memory_order_relaxed);
+    ++server.rejected_busy;
+  }
+  return ok;
 }
 
 void LoopContext::schedule_flush(ServerConn* c) {
@@ -73,7 +136,7 @@ void LoopContext::retire(ServerConn* c) {
   conns.erase(c->id());
   const auto subscribed = c->topics;  // unsubscribe() edits c->topics
   for (const auto& t : subscribed) unsubscribe(c, t);
-  server.connection_count.fetch_sub(1, std::memory_order_relaxed);
+  if (c->admitted()) server.release(c->ip());
   graveyard.push_back(c);
   if (!after_io_scheduled) {
     after_io_scheduled = true;
@@ -98,6 +161,7 @@ void LoopContext::after_io() {
 void LoopContext::begin_shutdown(uint16_t code, const std::string& reason) {
   if (stopping) return;
   stopping = true;
+  loop.timers().cancel(accept_timer);
   if (listen_fd >= 0) {
     loop.remove(listen_fd);
     loop::close_fd(listen_fd);

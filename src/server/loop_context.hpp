@@ -9,6 +9,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "limits/token_bucket.hpp"
 #include "loop/event_loop.hpp"
 #include "protocol/random.hpp"
 #include "resume/session_store.hpp"
@@ -58,9 +59,17 @@ struct LoopContext final : loop::IoHandler {
   std::unique_ptr<resume::SessionStore> sessions;  // sessions live on the loop that made them
   loop::Timer session_timer;
   std::thread thread;
+  // Accept pacing (ServerOptions::accept_rate; fd exhaustion): the listener leaves the epoll
+  // interest set until this timer fires, and new connections wait in the kernel's backlog.
+  limits::TokenBucket accept_budget;
+  loop::Timer accept_timer;
+  bool accept_paused = false;
+  void pause_accepting(loop::TimePoint until);
 
  private:
   void after_io();
+  // Admission (max_connections, max_connections_per_ip): false -> answer 503.
+  bool admit(const std::string& ip);
 };
 
 }  // namespace tether::detail

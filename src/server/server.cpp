@@ -2,6 +2,8 @@
 
 #include <sys/epoll.h>
 
+#include <algorithm>
+
 #include "loop/socket.hpp"
 #include "resume/frame.hpp"
 #include "server/loop_context.hpp"
@@ -21,6 +23,20 @@ ServerImpl::ServerImpl(ServerOptions o) : opts(std::move(o)) {
                                                std::string(web::assets[i].body)};
   handshake.subprotocols = opts.subprotocols;
   handshake.check_origin = opts.check_origin;
+  if (!opts.allowed_origins.empty()) {
+    // §10.2: browsers always send Origin; a page from another site must not reach our users'
+    // sessions (cross-site WebSocket hijacking). Clients without Origin are not browsers.
+    handshake.check_origin = [list = opts.allowed_origins,
+                              user = opts.check_origin](std::string_view origin) {
+      if (!origin.empty() && std::none_of(list.begin(), list.end(), [&](const std::string& o) {
+            return protocol::iequals(o, origin);
+          }))
+        return false;
+      return !user || user(origin);
+    };
+  }
+  handshake_busy.reject_status = 503;
+  handshake_busy.reject_headers = "Retry-After: 5\r\n";  // seconds: a paced retry, not a storm
   if (opts.resume_window > std::chrono::milliseconds::zero()) {
     resume = true;
     // After the application's own subprotocols: a client offering both gets the application's.

@@ -8,12 +8,15 @@
 namespace tether::detail {
 
 namespace {
-StreamConfig make_config(const ServerImpl& s) {
+StreamConfig make_config(const ServerImpl& s, bool busy) {
   StreamConfig c;
   c.protocol.role = protocol::Role::server;
   c.protocol.max_frame = s.opts.max_frame;
   c.protocol.max_message = s.opts.max_message;
-  c.protocol.server = &s.handshake;
+  c.protocol.http.max_head_bytes = s.opts.max_handshake_size;
+  c.protocol.server = busy ? &s.handshake_busy : &s.handshake;
+  c.max_control_per_second = s.opts.max_control_frames_per_second;
+  c.close_on_overflow = s.opts.send_overflow == ServerOptions::SendOverflow::close;
   const LivenessOptions& o = s.opts;
   c.liveness = {o.ping_interval, o.ping_timeout, o.handshake_timeout, o.idle_timeout,
                 o.close_timeout};
@@ -25,11 +28,13 @@ StreamConfig make_config(const ServerImpl& s) {
 }
 }  // namespace
 
-ServerConn::ServerConn(LoopContext& ctx, uint64_t id, std::string peer)
-    : WsStream(ctx.loop, make_config(ctx.server), ctx.rng, ctx.loop.read_buffer()),
+ServerConn::ServerConn(LoopContext& ctx, uint64_t id, std::string peer, std::string ip, bool busy)
+    : WsStream(ctx.loop, make_config(ctx.server, busy), ctx.rng, ctx.loop.read_buffer()),
       ctx_(ctx),
       id_(id),
-      peer_(std::move(peer)) {}
+      peer_(std::move(peer)),
+      ip_(std::move(ip)),
+      busy_(busy) {}
 
 void ServerConn::stream_schedule_flush() { ctx_.schedule_flush(this); }
 

@@ -14,7 +14,8 @@ struct LoopContext;
 
 class ServerConn final : public Connection, public WsStream {
  public:
-  ServerConn(LoopContext& ctx, uint64_t id, std::string peer);
+  // `busy`: over a connection limit; the handshake will be answered 503.
+  ServerConn(LoopContext& ctx, uint64_t id, std::string peer, std::string ip, bool busy);
 
   // tether::Connection
   uint64_t id() const override { return id_; }
@@ -26,6 +27,8 @@ class ServerConn final : public Connection, public WsStream {
   std::size_t buffered_amount() const override { return buffered(); }
   std::optional<std::chrono::nanoseconds> rtt() const override { return last_rtt(); }
 
+  const std::string& ip() const { return ip_; }
+  bool admitted() const { return !busy_; }  // counted against the limits (released on retire)
   bool in_flush_list = false;
   bool retired = false;  // socket gone, deleted at the end of the loop iteration
   LoopContext& context() { return ctx_; }
@@ -51,6 +54,8 @@ class ServerConn final : public Connection, public WsStream {
   LoopContext& ctx_;
   uint64_t id_;
   std::string peer_;
+  std::string ip_;
+  bool busy_ = false;
   bool opened_ = false;  // the application has seen on_open
   bool resume_ = false;  // tether.resume.v1 negotiated
   resume::Session* session_ = nullptr;

@@ -34,7 +34,21 @@ struct ServerImpl {
 
   std::vector<std::unique_ptr<LoopContext>> loops;
   std::atomic<uint64_t> next_id{1};
+  // Admitted connections (handshakes in progress included), and per client IP when
+  // max_connections_per_ip is set (accepts are not a hot path: a mutex is fine).
   std::atomic<std::size_t> connection_count{0};
+  std::mutex ip_mutex;
+  std::unordered_map<std::string, std::size_t> ip_counts;
+  std::atomic<uint64_t> rejected_busy{0};  // answered 503
+  void release(const std::string& ip) {
+    connection_count.fetch_sub(1, std::memory_order_relaxed);
+    if (opts.max_connections_per_ip == 0) return;
+    std::lock_guard lock(ip_mutex);
+    auto it = ip_counts.find(ip);
+    if (it != ip_counts.end() && --it->second == 0) ip_counts.erase(it);
+  }
+  // Handshake policy for connections over a limit: every upgrade is answered 503.
+  protocol::ServerHandshakeConfig handshake_busy;
   std::atomic<bool> stop_requested{false};
   uint16_t port = 0;
   bool listening = false;

@@ -27,6 +27,7 @@ WsStream::WsStream(loop::EventLoop& loop, const StreamConfig& config, protocol::
       config_(config),
       proto_(config_.protocol, *this, rng),
       live_(config_.liveness, loop.now()),
+      control_budget_(config_.max_control_per_second, config_.max_control_per_second, loop.now()),
       read_buffer_(read_buffer) {
   timer_.set_callback([](loop::Timer&, void* self) { static_cast<WsStream*>(self)->on_timer(); },
                       this);
@@ -63,7 +64,12 @@ std::error_code WsStream::attach(int fd, bool connecting) {
 
 SendStatus WsStream::send_message(std::string_view data, MessageType type) {
   if (fd_ < 0 || proto_.state() != protocol::State::open) return SendStatus::dropped;
-  if (proto_.out().size() + data.size() > config_.send_buffer_max) return SendStatus::dropped;
+  if (proto_.out().size() + data.size() > config_.send_buffer_max) {
+    // The peer is not reading: bounded memory means this message cannot be queued.
+    if (config_.close_on_overflow)
+      close_stream(1008, "send buffer full: peer not reading", Cause::local_close);
+    return SendStatus::dropped;
+  }
   proto_.send(type == MessageType::text ? codec::Opcode::text : codec::Opcode::binary,
               protocol::Connection::as_bytes(data));
   live_.message(loop_.now());
@@ -191,7 +197,17 @@ void WsStream::on_message(codec::Opcode type, std::span<const uint8_t> data) {
   stream_message(type, data);
 }
 
+void WsStream::count_control() {
+  // A ping flood costs us a pong each: past the budget the peer is misbehaving (policy, 1008).
+  // Failed rather than closed: waiting for the flooder's close frame would keep answering it.
+  if (!control_budget_.take(loop_.now()) && proto_.state() == protocol::State::open)
+    proto_.fail(1008, "too many control frames", Cause::protocol_error);
+}
+
+void WsStream::on_ping(std::span<const uint8_t>) { count_control(); }
+
 void WsStream::on_pong(std::span<const uint8_t> payload) {
+  count_control();
   if (auto rtt = liveness::rtt_from_pong(payload, loop_.now())) {
     rtt_ = *rtt;
     stream_rtt(*rtt);

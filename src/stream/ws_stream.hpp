@@ -11,6 +11,7 @@
 #include <string>
 #include <string_view>
 
+#include "limits/token_bucket.hpp"
 #include "liveness/liveness.hpp"
 #include "loop/event_loop.hpp"
 #include "protocol/connection.hpp"
@@ -25,6 +26,10 @@ struct StreamConfig {
   std::size_t send_buffer_max = 16u << 20;
   loop::Duration tcp_user_timeout{};  // TCP_USER_TIMEOUT; 0: kernel default
   bool tcp_keepalive = false;         // SO_KEEPALIVE
+  // Pings + pongs the peer may send per second (burst as many); past it: close 1008. 0: none.
+  unsigned max_control_per_second = 0;
+  // send_message past send_buffer_max: close with 1008 (true) or drop the message (false).
+  bool close_on_overflow = false;
 };
 
 class WsStream : public loop::IoHandler, public protocol::Handler {
@@ -81,7 +86,9 @@ class WsStream : public loop::IoHandler, public protocol::Handler {
   // protocol::Handler
   void on_open() override;
   void on_message(codec::Opcode type, std::span<const uint8_t> data) override;
+  void on_ping(std::span<const uint8_t> payload) override;
   void on_pong(std::span<const uint8_t> payload) override;
+  void count_control();
   void on_close(const CloseInfo& info) override;
 
   void read_some();
@@ -93,6 +100,7 @@ class WsStream : public loop::IoHandler, public protocol::Handler {
   protocol::Connection proto_;
   liveness::Liveness live_;
   loop::Timer timer_;
+  limits::TokenBucket control_budget_;
   std::span<uint8_t> read_buffer_;
   std::optional<loop::Duration> rtt_;
   int fd_ = -1;

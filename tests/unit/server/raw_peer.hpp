@@ -20,10 +20,18 @@ namespace tether_test {
 // A blocking raw TCP peer with a receive timeout, for hand-made frames.
 class RawPeer {
  public:
-  explicit RawPeer(uint16_t port) {
+  // `source`: the local address to connect from (another loopback address such as 127.0.0.2
+  // looks like a second client host to the server).
+  explicit RawPeer(uint16_t port, const char* source = nullptr) {
     fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
     timeval tv{5, 0};
     setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    if (source) {
+      sockaddr_in s{};
+      s.sin_family = AF_INET;
+      inet_pton(AF_INET, source, &s.sin_addr);
+      ::bind(fd_, reinterpret_cast<sockaddr*>(&s), sizeof s);
+    }
     sockaddr_in a{};
     a.sin_family = AF_INET;
     a.sin_port = htons(port);
@@ -55,12 +63,17 @@ class RawPeer {
     buf_.erase(0, head.size());
     return head;
   }
-  bool upgrade() {
+  // Sends an upgrade request (with `extra` header lines, each ending in \r\n) and returns the
+  // response head.
+  std::string upgrade_response(std::string_view extra = {}) {
     write(
         "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n");
-    return read_http_head().starts_with("HTTP/1.1 101");
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n" +
+        std::string(extra) + "\r\n");
+    return read_http_head();
   }
+  bool upgrade() { return upgrade_response().starts_with("HTTP/1.1 101"); }
+  int fd() const { return fd_; }
   // Reads one server frame; returns opcode and payload (servers never mask).
   bool read_frame(uint8_t& opcode, std::string& payload) {
     tether::codec::FrameHeader h;
