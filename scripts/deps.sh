@@ -5,7 +5,7 @@ set -euo pipefail
 
 pkgs=(
   g++ make cmake git pkg-config ca-certificates   # toolchain
-  libssl-dev zlib1g-dev                           # SHA-1/base64 (handshake), TLS, deflate
+  libssl-dev zlib1g-dev openssl                   # SHA-1/base64 (handshake), TLS, deflate; test CAs
   libgtest-dev libgmock-dev libbenchmark-dev      # tests and micro-benchmarks
   libcli11-dev nlohmann-json3-dev                 # CLI parsing, JSON events
   python3 python3-websockets                      # interop peer (call /usr/bin/python3)

@@ -77,6 +77,7 @@ struct Client::Impl {
   std::size_t url_index = 0;
   unsigned attempt_no = 1;
   loop::Timer reconnect_timer;
+  std::shared_ptr<tls::Context> tls_context;  // wss://, made on the first secure attempt
 
   protocol::SystemRandom rng;
   std::unique_ptr<Stream> stream;
@@ -220,10 +221,17 @@ void Client::Impl::start() {
   const std::string& target = urls[url_index];
   auto url = detail::parse_ws_url(target, err);
   if (!url) return closed({1006, target + ": " + err, false, Cause::connect_failed}, false);
-  if (url->secure)
-    return closed({1006, "wss:// is not supported yet (TLS arrives with issue 6)", false,
-                   Cause::connect_failed},
-                  false);
+  auto config = make_config(opts);
+  if (url->secure) {
+    // One TLS context for all attempts (it holds the trust store); a bad CA file is a local
+    // configuration error, not something a reconnect would fix.
+    if (!tls_context) {
+      tls_context = tls::Context::client(opts.tls_ca_file, opts.tls_verify, err);
+      if (!tls_context) return closed({1006, "TLS: " + err, false, Cause::connect_failed}, false);
+    }
+    config.tls = tls_context;
+    config.tls_host = url->host;
+  }
   // Option strings go into the request verbatim: refuse header injection (RFC 9112 §5).
   bool injected = has_crlf(opts.origin);
   for (auto& [k, v] : opts.headers) injected = injected || has_crlf(k) || has_crlf(v) || k.empty();
@@ -237,7 +245,7 @@ void Client::Impl::start() {
   if (fd < 0)
     return closed({1006, "connect to " + url->host_header() + " failed: " + ec.message(), false,
                    Cause::connect_failed});
-  stream = std::make_unique<Stream>(*this, make_config(opts));
+  stream = std::make_unique<Stream>(*this, config);
   protocol::ClientHandshakeRequest req;
   req.host = url->host_header();
   req.target = url->target;

@@ -85,6 +85,14 @@ void Server::on_close(std::function<void(Connection&, const CloseInfo&)> fn) {
 void Server::on_error(std::function<void(std::string_view)> fn) { impl_->on_error = std::move(fn); }
 
 std::error_code Server::listen() {
+  if (!impl_->opts.tls.cert_file.empty() || !impl_->opts.tls.key_file.empty()) {
+    std::string err;
+    impl_->tls = tls::Context::server(impl_->opts.tls.cert_file, impl_->opts.tls.key_file, err);
+    if (!impl_->tls) {
+      impl_->error("TLS: " + err);
+      return std::make_error_code(std::errc::invalid_argument);
+    }
+  }
   loop::ListenOptions lo;
   lo.host = impl_->opts.host;
   lo.port = impl_->opts.port;

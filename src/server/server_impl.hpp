@@ -10,6 +10,7 @@
 #include "protocol/handshake.hpp"
 #include "resume/config.hpp"
 #include "tether/server.hpp"
+#include "tls/tls.hpp"
 
 namespace tether::detail {
 
@@ -49,6 +50,7 @@ struct ServerImpl {
   }
   // Handshake policy for connections over a limit: every upgrade is answered 503.
   protocol::ServerHandshakeConfig handshake_busy;
+  std::shared_ptr<tls::Context> tls;  // set by listen() when opts.tls names a certificate
   std::atomic<bool> stop_requested{false};
   uint16_t port = 0;
   bool listening = false;

@@ -42,6 +42,9 @@ WsStream::~WsStream() {
 
 std::error_code WsStream::attach(int fd, bool connecting) {
   fd_ = fd;
+  if (config_.tls)
+    tls_ = std::make_unique<tls::Session>(config_.tls, proto_.role() == protocol::Role::server,
+                                          config_.tls_host);
   connecting_ = connecting;
   if (config_.tcp_user_timeout > loop::Duration::zero()) {
     // RFC 5482: bound how long sent data may stay unacknowledged before the kernel gives up.
@@ -127,7 +130,11 @@ void WsStream::read_some() {
     ssize_t n = ::recv(fd_, read_buffer_.data(), read_buffer_.size(), 0);
     if (n > 0) {
       live_.received(loop_.now());  // any inbound byte is life
-      proto_.receive({read_buffer_.data(), static_cast<std::size_t>(n)});
+      if (tls_) {
+        if (!receive_tls(static_cast<std::size_t>(n))) break;
+      } else {
+        proto_.receive({read_buffer_.data(), static_cast<std::size_t>(n)});
+      }
       if (static_cast<std::size_t>(n) < read_buffer_.size()) break;
       continue;
     }
@@ -142,38 +149,118 @@ void WsStream::read_some() {
   }
 }
 
+bool WsStream::receive_tls(std::size_t n) {
+  // The session copies the ciphertext, so the same buffer then takes the plaintext.
+  tls_->feed({read_buffer_.data(), n});
+  while (fd_ >= 0 && !proto_.should_close_transport()) {
+    const std::size_t m = tls_->read(read_buffer_);
+    if (m == 0) break;
+    proto_.receive({read_buffer_.data(), m});
+  }
+  if (tls_->failed()) {
+    tls_failed();
+    return false;
+  }
+  if (tls_->peer_closed()) {
+    // close_notify: an orderly TLS end; without a close frame first it is still abnormal.
+    proto_.receive_eof(Cause::network_error, "TLS close_notify without a close frame");
+    return false;
+  }
+  return true;
+}
+
+void WsStream::tls_failed() {
+  // Before the upgrade completed it is the handshake that failed (certificate, protocol
+  // version, no shared cipher); later it is the network (a corrupt or truncated record).
+  const bool opening = proto_.state() == protocol::State::connecting;
+  const std::string why = "TLS: " + tls_->error();
+  // Best effort: the alert OpenSSL queued tells the peer why.
+  bool blocked = false;
+  const auto alert = tls_->pending();
+  if (!alert.empty()) write_some(alert, blocked);
+  proto_.receive_eof(opening ? Cause::handshake_failed : Cause::network_error, why);
+  detach();
+}
+
+long WsStream::write_some(std::span<const uint8_t> bytes, bool& blocked) {
+  for (;;) {
+    ssize_t n = ::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL);
+    if (n >= 0) return n;
+    if (errno == EINTR) continue;
+    if (errno == EAGAIN || errno == EWOULDBLOCK) {
+      blocked = true;
+      return 0;
+    }
+    proto_.receive_eof(Cause::network_error, std::strerror(errno));
+    detach();
+    return -1;
+  }
+}
+
+void WsStream::set_blocked(bool blocked) {
+  proto_.set_transport_blocked(blocked);
+  if (blocked != want_write_) {
+    want_write_ = blocked;
+    loop_.modify(fd_, kReadEvents | (blocked ? EPOLLOUT : 0u), this);
+  }
+}
+
 void WsStream::flush() {
   if (fd_ < 0 || connecting_) return;
+  if (tls_) {
+    flush_tls();
+    return;
+  }
   auto& out = proto_.out();
-  bool wrote = false;
+  bool wrote = false, blocked = false;
   while (!out.empty()) {
-    ssize_t n = ::send(fd_, out.data(), out.size(), MSG_NOSIGNAL);
-    if (n > 0) {
-      out.consume(static_cast<std::size_t>(n));
+    long n = write_some({out.data(), out.size()}, blocked);
+    if (n < 0) return;  // detached
+    if (blocked) break;
+    out.consume(static_cast<std::size_t>(n));
+    wrote = true;
+  }
+  if (wrote) live_.sent(loop_.now());
+  set_blocked(blocked);
+  if (!blocked && proto_.should_close_transport()) detach();
+}
+
+void WsStream::flush_tls() {
+  // Encrypt only what the socket can take soon: queued data stays in the protocol's buffer
+  // (where pings can still overtake it under backpressure, and buffered() sees it), and the
+  // session holds at most one chunk of ciphertext.
+  constexpr std::size_t kChunk = 64 * 1024;
+  auto& out = proto_.out();
+  bool wrote = false, blocked = false, shut = false;
+  for (;;) {
+    auto pending = tls_->pending();
+    if (!pending.empty()) {
+      long n = write_some(pending, blocked);
+      if (n < 0) return;
+      if (blocked) break;
+      tls_->consume(static_cast<std::size_t>(n));
       wrote = true;
       continue;
     }
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-      if (wrote) live_.sent(loop_.now());
-      proto_.set_transport_blocked(true);
-      if (!want_write_) {
-        want_write_ = true;
-        loop_.modify(fd_, kReadEvents | EPOLLOUT, this);
+    if (!out.empty()) {
+      const std::size_t take = std::min(out.size(), kChunk);
+      if (!tls_->write({out.data(), take})) {
+        tls_failed();
+        return;
       }
-      return;
+      out.consume(take);
+      continue;
     }
-    proto_.receive_eof(Cause::network_error, n < 0 ? std::strerror(errno) : "write failed");
-    detach();
-    return;
+    if (proto_.should_close_transport() && !shut) {
+      shut = true;
+      tls_->shutdown();  // close_notify, then the TCP close
+      continue;
+    }
+    break;
   }
   if (wrote) live_.sent(loop_.now());
-  proto_.set_transport_blocked(false);
-  if (want_write_) {
-    want_write_ = false;
-    loop_.modify(fd_, kReadEvents, this);
-  }
-  if (proto_.should_close_transport()) detach();
+  set_blocked(blocked);
+  if (!blocked && proto_.should_close_transport()) detach();
 }
 
 void WsStream::detach() {

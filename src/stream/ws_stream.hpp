@@ -6,6 +6,7 @@
 // updates timestamps; when the timer fires it asks Liveness what is due and re-arms itself.
 #pragma once
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <span>
 #include <string>
@@ -16,6 +17,7 @@
 #include "loop/event_loop.hpp"
 #include "protocol/connection.hpp"
 #include "tether/message.hpp"
+#include "tls/tls.hpp"
 
 namespace tether::detail {
 
@@ -30,6 +32,10 @@ struct StreamConfig {
   unsigned max_control_per_second = 0;
   // send_message past send_buffer_max: close with 1008 (true) or drop the message (false).
   bool close_on_overflow = false;
+  // TLS under the protocol (wss://): set = every byte goes through a tls::Session. `tls_host`:
+  // the client's SNI / certificate name.
+  std::shared_ptr<tls::Context> tls;
+  std::string tls_host;
 };
 
 class WsStream : public loop::IoHandler, public protocol::Handler {
@@ -57,7 +63,7 @@ class WsStream : public loop::IoHandler, public protocol::Handler {
   // fire too late. Costs nothing when it would not.
   void arm_no_later_than(loop::TimePoint t);
 
-  std::size_t buffered() const { return proto_.out().size(); }
+  std::size_t buffered() const { return proto_.out().size() + (tls_ ? tls_->pending().size() : 0); }
   std::optional<loop::Duration> last_rtt() const { return rtt_; }
   bool attached() const { return fd_ >= 0; }
   bool is_open() const { return proto_.state() == protocol::State::open; }
@@ -92,6 +98,14 @@ class WsStream : public loop::IoHandler, public protocol::Handler {
   void on_close(const CloseInfo& info) override;
 
   void read_some();
+  // TLS: decrypts what recv() put in the read buffer and feeds the protocol. false: stop reading.
+  bool receive_tls(std::size_t n);
+  void tls_failed();
+  // Writes `bytes` to the socket; returns how many were taken, or -1 after detaching on error.
+  // Sets blocked when the socket would block.
+  long write_some(std::span<const uint8_t> bytes, bool& blocked);
+  void set_blocked(bool blocked);
+  void flush_tls();
   void detach();
   void on_timer();
   void rearm();
@@ -103,6 +117,7 @@ class WsStream : public loop::IoHandler, public protocol::Handler {
   limits::TokenBucket control_budget_;
   std::span<uint8_t> read_buffer_;
   std::optional<loop::Duration> rtt_;
+  std::unique_ptr<tls::Session> tls_;
   int fd_ = -1;
   uint32_t ping_seq_ = 0;
   bool connecting_ = false;

@@ -5,6 +5,8 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "tether/options.hpp"
+
 namespace tether::cli {
 
 // Each command registers its subcommand and returns the function that runs it (exit status).
@@ -23,6 +25,11 @@ CLI::Validator duration_validator();
 CLI::Validator size_validator();
 std::chrono::milliseconds to_duration(const std::string& s);
 std::size_t to_size(const std::string& s);
+
+// --deflate-options LIST: RFC 7692 parameter names, comma-separated, with =N where they take a
+// value, plus threshold=BYTES and level=N; "none" for no parameters. The listed flags are set and
+// the others cleared, so the list says exactly what is asked for. Throws UsageError.
+void apply_deflate_options(const std::string& list, DeflateOptions& d);
 
 // Writes one line to stdout and flushes (JSON events are consumed line by line).
 void emit_line(const std::string& line);

@@ -21,6 +21,8 @@ struct ConnectArgs {
               backoff_max = "30s", ca;
   unsigned max_attempts = 0;
   bool reconnect = false, no_reconnect = false, resume = false, echo = false, json_events = false;
+  bool deflate = false, insecure = false;
+  std::string deflate_options;
 };
 
 std::string base64(std::string_view data) {
@@ -32,12 +34,6 @@ std::string base64(std::string_view data) {
   return out;
 }
 
-void refuse_unimplemented(const ConnectArgs& a) {
-  auto later = [](const char* flag, const char* what) {
-    throw UsageError{std::string(flag) + ": " + what + " is not implemented yet"};
-  };
-  if (!a.ca.empty()) later("--ca", "TLS");
-}
 }  // namespace
 
 std::function<int()> add_connect(CLI::App& app) {
@@ -66,10 +62,17 @@ std::function<int()> add_connect(CLI::App& app) {
                 "Negotiate tether.resume.v1: exactly-once, in-order delivery across reconnects");
   cmd->add_flag("--echo", args->echo, "Send every received message back (stdin is not read)");
   cmd->add_flag("--json-events", args->json_events, "One JSON object per line on stdout");
-  cmd->add_option("--ca", args->ca);
+  cmd->add_option("--ca", args->ca, "PEM file of CAs to trust for wss:// (default: the system's)");
+  cmd->add_flag("--insecure", args->insecure,
+                "wss:// without verifying the server's certificate (tests only)");
+  cmd->add_flag("--deflate", args->deflate, "Offer permessage-deflate (RFC 7692)");
+  cmd->add_option("--deflate-options", args->deflate_options,
+                  "permessage-deflate parameters to offer, comma-separated (implies --deflate): "
+                  "server_no_context_takeover, client_no_context_takeover, "
+                  "server_max_window_bits=N, client_max_window_bits=N, threshold=BYTES, "
+                  "level=N; 'none' for none (default: both no_context_takeover)");
 
   return [args]() -> int {
-    refuse_unimplemented(*args);
     const bool json = args->json_events;
     const bool echo = args->echo;
     ClientOptions opts;
@@ -84,6 +87,10 @@ std::function<int()> add_connect(CLI::App& app) {
     opts.resume = args->resume;
     opts.ping_interval = to_duration(args->ping_interval);
     opts.ping_timeout = to_duration(args->ping_timeout);
+    opts.tls_ca_file = args->ca;
+    opts.tls_verify = !args->insecure;
+    opts.deflate.enabled = args->deflate || !args->deflate_options.empty();
+    if (!args->deflate_options.empty()) apply_deflate_options(args->deflate_options, opts.deflate);
     Client client(opts);
     bool clean = false;
 

@@ -24,6 +24,14 @@ struct ServeArgs {
   std::string max_message = "16m";
   std::string resume_window = "2m", tls_cert, tls_key, redis;
   bool json_events = false;
+  // permessage-deflate
+  bool deflate = false;
+  std::string deflate_options;
+  // limits (docs/security.md)
+  std::size_t max_connections = 50000, max_connections_per_ip = 256;
+  std::string max_handshake = "16k", send_buffer_max = "16m", send_overflow = "close";
+  std::vector<std::string> origins;
+  unsigned max_control_rate = 50, accept_rate = 2000;
 };
 
 // Flags in CONTRACT.md whose features land with later issues: refuse them rather than
@@ -32,7 +40,8 @@ void refuse_unimplemented(const ServeArgs& a) {
   auto later = [](const char* flag, const char* what) {
     throw UsageError{std::string(flag) + ": " + what + " is not implemented yet"};
   };
-  if (!a.tls_cert.empty() || !a.tls_key.empty()) later("--tls-cert/--tls-key", "TLS");
+  if (a.tls_cert.empty() != a.tls_key.empty())
+    throw UsageError{"--tls-cert/--tls-key: give both (PEM certificate chain and private key)"};
   if (!a.redis.empty()) later("--redis", "Redis fan-out");
 }
 
@@ -85,8 +94,40 @@ std::function<int()> add_serve(CLI::App& app) {
       ->capture_default_str();
   cmd->add_flag("--json-events", args->json_events,
                 "One JSON object per line per connection event");
-  cmd->add_option("--tls-cert", args->tls_cert);
-  cmd->add_option("--tls-key", args->tls_key);
+  cmd->add_option("--tls-cert", args->tls_cert,
+                  "PEM certificate chain (leaf first): serve wss:// (needs --tls-key)");
+  cmd->add_option("--tls-key", args->tls_key, "PEM private key for --tls-cert");
+  cmd->add_flag("--deflate", args->deflate, "Accept permessage-deflate (RFC 7692) offers");
+  cmd->add_option("--deflate-options", args->deflate_options,
+                  "permessage-deflate parameters to ask for, comma-separated (implies --deflate): "
+                  "server_no_context_takeover, client_no_context_takeover, "
+                  "server_max_window_bits=N, client_max_window_bits=N, threshold=BYTES, "
+                  "level=N; 'none' for none (default: both no_context_takeover)");
+  cmd->add_option("--max-connections", args->max_connections,
+                  "Connections in all (503 past it; 0: no limit)")
+      ->capture_default_str();
+  cmd->add_option("--max-connections-per-ip", args->max_connections_per_ip,
+                  "Connections per client address, loopback exempt (503 past it; 0: no limit)")
+      ->capture_default_str();
+  cmd->add_option("--max-handshake", args->max_handshake, "Largest upgrade request head (431)")
+      ->check(size_validator())
+      ->capture_default_str();
+  cmd->add_option("--origin", args->origins,
+                  "Allowed Origin (repeatable; others get 403; default: any)");
+  cmd->add_option("--send-buffer-max", args->send_buffer_max,
+                  "Bytes queued for a client that does not read before --send-overflow applies")
+      ->check(size_validator())
+      ->capture_default_str();
+  cmd->add_option("--send-overflow", args->send_overflow,
+                  "close (1008) or drop when the send buffer is full")
+      ->check(CLI::IsMember({"close", "drop"}))
+      ->capture_default_str();
+  cmd->add_option("--max-control-rate", args->max_control_rate,
+                  "Pings+pongs a client may send per second (1008 past it; 0: no limit)")
+      ->capture_default_str();
+  cmd->add_option("--accept-rate", args->accept_rate,
+                  "New connections accepted per second per loop (0: no limit)")
+      ->capture_default_str();
   cmd->add_option("--redis", args->redis);
 
   return [args]() -> int {
@@ -111,6 +152,19 @@ std::function<int()> add_serve(CLI::App& app) {
     opts.handshake_timeout = to_duration(args->handshake_timeout);
     opts.resume_window = to_duration(args->resume_window);
     opts.static_dir = args->static_dir;
+    opts.tls.cert_file = args->tls_cert;
+    opts.tls.key_file = args->tls_key;
+    opts.deflate.enabled = args->deflate || !args->deflate_options.empty();
+    if (!args->deflate_options.empty()) apply_deflate_options(args->deflate_options, opts.deflate);
+    opts.max_connections = args->max_connections;
+    opts.max_connections_per_ip = args->max_connections_per_ip;
+    opts.max_handshake_size = to_size(args->max_handshake);
+    opts.allowed_origins = args->origins;
+    opts.send_buffer_max = to_size(args->send_buffer_max);
+    opts.send_overflow = args->send_overflow == "drop" ? ServerOptions::SendOverflow::drop
+                                                       : ServerOptions::SendOverflow::close;
+    opts.max_control_frames_per_second = args->max_control_rate;
+    opts.accept_rate = args->accept_rate;
     const bool chat_mode = args->mode == "chat";
     // The chat's room state has no lock: one loop (docs/cli.md).
     if (chat_mode && opts.threads > 1) {
@@ -159,7 +213,8 @@ std::function<int()> add_serve(CLI::App& app) {
     }
     std::string host =
         args->host.find(':') != std::string::npos ? "[" + args->host + "]" : args->host;
-    emit_line("listening ws://" + host + ":" + std::to_string(server.port()));
+    emit_line(std::string(args->tls_cert.empty() ? "listening ws://" : "listening wss://") + host +
+              ":" + std::to_string(server.port()));
 
     std::thread([&server, sigs] {
       int sig = 0;

@@ -1,7 +1,9 @@
 // Limits against hostile input (docs/security.md): one test per limit, each asserting the HTTP
 // status or close code the attacker gets and that a bystander connection keeps being served
 // during the attack. Real loopback sockets; every wait is bounded by socket timeouts.
+#include <dirent.h>
 #include <gtest/gtest.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 
 #include <atomic>
@@ -283,6 +285,47 @@ TEST(Limits, AcceptRateBoundsAConnectFlood) {
   }
   EXPECT_TRUE(all) << s.server().connection_count();
   expect_echo(bystander, "served after the flood");
+}
+
+// Out of file descriptors: accept() fails with EMFILE while the listener stays readable. The
+// loop must back off (one logged error per 100 ms pause, not a busy loop), keep serving the
+// connections it has, and accept the waiting ones once descriptors are free again.
+int open_fds() {
+  int n = 0;
+  if (DIR* d = opendir("/proc/self/fd")) {
+    while (readdir(d)) ++n;
+    closedir(d);
+    n -= 3;  // ".", ".." and the DIR's own descriptor
+  }
+  return n;
+}
+
+TEST(Limits, DescriptorExhaustionPausesAcceptingAndKeepsServing) {
+  LimitServer s([](tether::ServerOptions& o) { o.max_connections_per_ip = 0; });
+  RawPeer bystander(s.port());
+  ASSERT_TRUE(bystander.upgrade());
+  rlimit old{};
+  ASSERT_EQ(getrlimit(RLIMIT_NOFILE, &old), 0);
+  // Room for exactly the five client sockets below (this process is also the server): the
+  // server's accept() has no descriptor left for them.
+  rlimit tight = old;
+  tight.rlim_cur = static_cast<rlim_t>(open_fds() + 5);
+  ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &tight), 0);
+  std::vector<std::unique_ptr<RawPeer>> waiting;
+  for (int i = 0; i < 5; ++i) waiting.push_back(std::make_unique<RawPeer>(s.port()));
+  EXPECT_TRUE(waiting.back()->connected());
+  std::this_thread::sleep_for(500ms);  // observe the loop while it cannot accept
+  int accept_errors = 0;
+  {
+    std::lock_guard lock(s.mu);
+    for (auto& e : s.errors) accept_errors += e.find("accept:") != std::string::npos;
+  }
+  expect_echo(bystander, "served while out of descriptors");
+  ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &old), 0);
+  EXPECT_GE(accept_errors, 1);
+  EXPECT_LE(accept_errors, 8);  // ~one per 100 ms pause, not a spin
+  // With descriptors back, the waiting connections are accepted and upgraded.
+  for (auto& p : waiting) EXPECT_TRUE(p->upgrade());
 }
 
 }  // namespace
