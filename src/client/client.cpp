@@ -20,6 +20,7 @@ detail::StreamConfig make_config(const ClientOptions& o) {
   c.protocol.role = protocol::Role::client;
   c.protocol.max_frame = o.max_frame;
   c.protocol.max_message = o.max_message;
+  c.protocol.deflate = &o.deflate;  // `o` is the client's own copy: outlives every stream
   c.liveness = {o.ping_interval, o.ping_timeout, o.handshake_timeout, o.idle_timeout,
                 o.close_timeout};
   c.send_buffer_limit = o.send_buffer_limit;

@@ -23,7 +23,17 @@ Connection::Connection(const ConnectionConfig& config, Handler& handler, Random&
       config_.http);
 }
 
+const DeflateOptions* Connection::deflate_options() const {
+  return config_.deflate != nullptr && config_.deflate->enabled ? config_.deflate : nullptr;
+}
+
 void Connection::start_client(ClientHandshakeRequest request) {
+  if (const DeflateOptions* d = deflate_options()) {
+    // RFC 7692 §5: one offer, appended to whatever the caller offers already.
+    std::string offer = extensions::client_offer(*d);
+    request.extensions =
+        request.extensions.empty() ? std::move(offer) : request.extensions + ", " + offer;
+  }
   client_req_ = std::make_unique<ClientHandshakeRequest>(std::move(request));
   path_ = client_req_->target;
   std::string req = make_client_request(*client_req_);
@@ -114,7 +124,13 @@ std::size_t Connection::receive_http(std::span<uint8_t> data) {
   const HttpHead& head = http_->head();
   if (config_.role == Role::server) {
     static const ServerHandshakeConfig default_config;
-    auto res = server_handshake(head, config_.server ? *config_.server : default_config);
+    // RFC 7692 §5: the negotiator picks the first acceptable permessage-deflate offer.
+    const DeflateOptions* deflate = deflate_options();
+    std::optional<extensions::DeflateNegotiator> negotiator;
+    ExtensionNegotiator* mine[1] = {nullptr};
+    if (deflate) mine[0] = &negotiator.emplace(*deflate);
+    auto res = server_handshake(head, config_.server ? *config_.server : default_config,
+                                std::span<ExtensionNegotiator* const>(mine, deflate ? 1 : 0));
     if (res.kind == ServerHandshakeResult::Kind::not_websocket) {
       std::string resp;
       handler_.on_http_request(head, resp);
@@ -137,6 +153,10 @@ std::size_t Connection::receive_http(std::span<uint8_t> data) {
     }
     subprotocol_ = std::move(res.subprotocol);
     path_ = head.target;
+    if (negotiator && negotiator->agreed()) {
+      deflate_.emplace(*negotiator->agreed(), extensions::Side::server, deflate->level);
+      deflate_threshold_ = deflate->threshold;
+    }
   } else {
     if (!client_req_) {  // receive() before start_client(): bytes nobody asked for
       state_ = State::closed;
@@ -154,6 +174,21 @@ std::size_t Connection::receive_http(std::span<uint8_t> data) {
       finish({1006, res.error, false, Cause::handshake_failed});
       return data.size();
     }
+    const DeflateOptions* deflate = deflate_options();
+    for (const auto& e : res.extensions) {
+      if (deflate == nullptr || !iequals(e.name, extensions::kPermessageDeflate)) continue;
+      // RFC 7692 §7.1: a response we cannot honour fails the connection (before it opened).
+      auto agreed = extensions::client_accept_response(e, *deflate);
+      if (!agreed.ok) {
+        state_ = State::closed;
+        rstate_ = ReadState::done;
+        close_transport_ = true;
+        finish({1006, agreed.error, false, Cause::handshake_failed});
+        return data.size();
+      }
+      deflate_.emplace(agreed.params, extensions::Side::client, deflate->level);
+      deflate_threshold_ = deflate->threshold;
+    }
     subprotocol_ = std::move(res.subprotocol);
     client_req_.reset();
   }
@@ -167,8 +202,17 @@ std::size_t Connection::receive_http(std::span<uint8_t> data) {
 bool Connection::begin_frame() {
   const auto& h = header_;
   const auto op = static_cast<uint8_t>(h.opcode);
-  if (h.rsv1 || h.rsv2 || h.rsv3) {
+  if (h.rsv2 || h.rsv3 || (h.rsv1 && !deflate_)) {
     fail(1002, "RSV bit set without a negotiated extension", Cause::protocol_error);  // §5.2
+    return false;
+  }
+  // RFC 7692 §6: RSV1 ("Per-Message Compressed") belongs on a data message's first frame only.
+  if (h.rsv1 && codec::is_control(h.opcode)) {
+    fail(1002, "RSV1 set on a control frame", Cause::protocol_error);
+    return false;
+  }
+  if (h.rsv1 && h.opcode == Opcode::continuation) {
+    fail(1002, "RSV1 set on a continuation frame", Cause::protocol_error);
     return false;
   }
   if (!codec::is_known_opcode(op)) {
@@ -203,13 +247,18 @@ bool Connection::begin_frame() {
            Cause::protocol_error);  // §5.4
       return false;
     }
-    if (h.payload_len > config_.max_frame || msg_.size() + h.payload_len > config_.max_message) {
+    // A compressed message is bounded by its inflated size, checked as it inflates; only the
+    // frame size applies to its wire bytes (they are never buffered).
+    const bool compressed = h.opcode == Opcode::continuation ? msg_compressed_ : h.rsv1;
+    if (h.payload_len > config_.max_frame ||
+        (!compressed && msg_.size() + h.payload_len > config_.max_message)) {
       fail(1009, "message too big", Cause::protocol_error);  // §7.4.1
       return false;
     }
     if (h.opcode != Opcode::continuation) {
       in_message_ = true;
       msg_type_ = h.opcode;
+      msg_compressed_ = h.rsv1;
       utf8_.reset();
     }
     zero_copy_done_ = false;
@@ -227,6 +276,13 @@ void Connection::payload_chunk(uint8_t* p, std::size_t n, bool whole_frame_here)
     return;
   }
   std::span<const uint8_t> chunk(p, n);
+  if (msg_compressed_) {
+    // RFC 7692 §7.2.2: inflate each piece as it arrives, into the message buffer (a compressed
+    // message never takes the zero-copy path); the size limit and UTF-8 apply to its output.
+    const std::size_t before = msg_.size();
+    inflated(deflate_->inflate(chunk, msg_, config_.max_message), before);
+    return;
+  }
   // §8.1: fail fast on the first invalid byte, even in the middle of a fragment.
   if (msg_type_ == Opcode::text && !utf8_.feed(chunk)) {
     fail(1007, "invalid UTF-8 in text message", Cause::protocol_error);
@@ -253,6 +309,10 @@ void Connection::end_frame() {
     return;
   }
   if (!header_.fin || zero_copy_done_) return;
+  if (msg_compressed_) {
+    const std::size_t before = msg_.size();
+    if (!inflated(deflate_->finish_message(msg_, config_.max_message), before)) return;
+  }
   if (msg_type_ == Opcode::text && !utf8_.complete()) {
     fail(1007, "truncated UTF-8 sequence at end of text message", Cause::protocol_error);
     return;
@@ -262,6 +322,33 @@ void Connection::end_frame() {
   msg_.clear();
   // Keep small buffers for reuse; release what one big message left behind.
   if (msg_.capacity() > 64 * 1024) msg_.shrink_to_fit();
+}
+
+bool Connection::inflated(extensions::InflateStatus st, std::size_t before) {
+  switch (st) {
+    case extensions::InflateStatus::ok:
+      break;
+    case extensions::InflateStatus::too_big:
+      // Found while inflating, before the whole message exists (RFC 7692 §8: bombs).
+      fail(1009, "message too big", Cause::protocol_error);  // §7.4.1
+      return false;
+    case extensions::InflateStatus::corrupt:
+      // RFC 7692 names no code. 1007 ("data not consistent with the type of the message",
+      // §7.4.1) as ws does: the framing was valid, the payload was not (python websockets
+      // sends 1002).
+      fail(1007, "invalid compressed data", Cause::protocol_error);
+      return false;
+    case extensions::InflateStatus::no_memory:
+      fail(1011, "out of memory inflating a message", Cause::protocol_error);
+      return false;
+  }
+  // §8.1: UTF-8 is a property of the message, i.e. of the inflated bytes.
+  if (msg_type_ == Opcode::text &&
+      !utf8_.feed(std::span<const uint8_t>(msg_.data() + before, msg_.size() - before))) {
+    fail(1007, "invalid UTF-8 in text message", Cause::protocol_error);
+    return false;
+  }
+  return true;
 }
 
 void Connection::deliver_message(std::span<const uint8_t> data) {
@@ -324,9 +411,30 @@ bool Connection::send(Opcode type, std::span<const uint8_t> payload, bool fin) {
   // §5.5), and fragments must follow §5.4: first text/binary, then continuations.
   if (is_control(type)) return false;
   if ((type == Opcode::continuation) != out_in_message_) return false;
+  if (deflate_ && fin && type != Opcode::continuation && payload.size() >= deflate_threshold_ &&
+      send_compressed(type, payload))
+    return true;
   write_frame(type, fin, payload);
   out_in_message_ = !fin;
   return true;
+}
+
+bool Connection::send_compressed(Opcode type, std::span<const uint8_t> payload) {
+  // One scratch buffer per thread: the compressed size must be known before the header is
+  // written, and the buffer is reused by every connection of the loop.
+  thread_local std::vector<uint8_t> scratch;
+  scratch.clear();
+  bool sent = false;
+  if (deflate_->compress(payload, scratch)) {
+    // Incompressible data is cheaper plain, which is only safe when our compressor starts
+    // fresh each message (a kept window would then hold bytes the peer never saw).
+    if (!deflate_->compressor_resets() || scratch.size() < payload.size()) {
+      write_frame(type, true, scratch, true);  // RFC 7692 §6: RSV1 on the (only) frame
+      sent = true;
+    }
+  }
+  if (scratch.capacity() > (1u << 20)) std::vector<uint8_t>().swap(scratch);
+  return sent;
 }
 
 void Connection::encode_server_frame(Opcode type, std::span<const uint8_t> payload,
@@ -402,9 +510,10 @@ void Connection::receive_eof(Cause cause, std::string_view why) {
           cause});
 }
 
-void Connection::write_frame(Opcode op, bool fin, std::span<const uint8_t> payload) {
+void Connection::write_frame(Opcode op, bool fin, std::span<const uint8_t> payload, bool rsv1) {
   codec::FrameHeader h;
   h.fin = fin;
+  h.rsv1 = rsv1;
   h.opcode = op;
   h.masked = config_.role == Role::client;  // §5.1: clients mask, servers never do
   h.payload_len = payload.size();
@@ -428,6 +537,8 @@ void Connection::write_frame(Opcode op, bool fin, std::span<const uint8_t> paylo
 void Connection::finish(const CloseInfo& info) {
   if (finished_) return;
   finished_ = true;
+  // Nothing more will be inflated: a shared inflater held mid-message goes back to the pool.
+  if (deflate_) deflate_->abort_message();
   handler_.on_close(info);
 }
 

@@ -8,6 +8,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -15,11 +16,13 @@
 
 #include "codec/frame.hpp"
 #include "codec/utf8.hpp"
+#include "extensions/permessage_deflate.hpp"
 #include "protocol/handshake.hpp"
 #include "protocol/http.hpp"
 #include "protocol/out_buffer.hpp"
 #include "protocol/random.hpp"
 #include "tether/close_info.hpp"
+#include "tether/options.hpp"
 
 namespace tether::protocol {
 
@@ -32,6 +35,9 @@ struct ConnectionConfig {
   std::size_t max_message = 16u << 20;
   HttpLimits http;
   const ServerHandshakeConfig* server = nullptr;  // server role: handshake policy
+  // permessage-deflate (RFC 7692): nullptr or !enabled is off. Server: negotiated from the
+  // request's offers; client: start_client() offers it. Must outlive the connection.
+  const DeflateOptions* deflate = nullptr;
 };
 
 // Events. Callbacks may call send()/close() on the connection re-entrantly.
@@ -66,11 +72,14 @@ class Connection {
   void receive_eof(Cause cause = Cause::network_error, std::string_view why = {});
 
   // Sends one message (one frame) or one fragment. false when not open (nothing queued).
+  // With permessage-deflate negotiated, a whole message (fin, not a fragment sequence) of at
+  // least DeflateOptions::threshold bytes is compressed (RSV1); fragments go out uncompressed.
   bool send(codec::Opcode type, std::span<const uint8_t> payload, bool fin = true);
   bool send_text(std::string_view s) { return send(codec::Opcode::text, as_bytes(s)); }
   // Fan-out (pub/sub, broadcast): a server frame is the same bytes for every connection (no
   // mask, §5.1), so it is encoded once with encode_server_frame() and appended to each
   // connection with send_encoded(). false when not open or inside an outgoing fragmented message.
+  // Such frames are never compressed (RSV1 clear is always valid, RFC 7692 §6).
   static void encode_server_frame(codec::Opcode type, std::span<const uint8_t> payload,
                                   std::vector<uint8_t>& out);
   bool send_encoded(std::span<const uint8_t> frame);
@@ -93,6 +102,8 @@ class Connection {
   Cause close_cause() const { return close_cause_; }
   const std::string& subprotocol() const { return subprotocol_; }
   const std::string& path() const { return path_; }
+  // permessage-deflate was negotiated in the opening handshake.
+  bool deflate_active() const { return deflate_.has_value(); }
 
   static std::span<const uint8_t> as_bytes(std::string_view s) {
     return {reinterpret_cast<const uint8_t*>(s.data()), s.size()};
@@ -106,8 +117,11 @@ class Connection {
   void payload_chunk(uint8_t* p, std::size_t n, bool whole_frame_here);
   void end_frame();
   void handle_control();
+  bool inflated(extensions::InflateStatus st, std::size_t before);  // false if failed
   void deliver_message(std::span<const uint8_t> data);
-  void write_frame(codec::Opcode op, bool fin, std::span<const uint8_t> payload);
+  bool send_compressed(codec::Opcode type, std::span<const uint8_t> payload);
+  const DeflateOptions* deflate_options() const;
+  void write_frame(codec::Opcode op, bool fin, std::span<const uint8_t> payload, bool rsv1 = false);
   void finish(const CloseInfo& info);
 
   ConnectionConfig config_;
@@ -136,6 +150,11 @@ class Connection {
   codec::Opcode msg_type_ = codec::Opcode::text;
   std::vector<uint8_t> msg_;
   codec::Utf8Validator utf8_;
+  bool msg_compressed_ = false;  // RFC 7692 §6: RSV1 on the message's first frame
+
+  // permessage-deflate, when negotiated
+  std::optional<extensions::PerMessageDeflate> deflate_;
+  std::size_t deflate_threshold_ = 0;
 
   // our close
   uint16_t sent_code_ = 0;

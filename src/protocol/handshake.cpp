@@ -230,8 +230,8 @@ std::string http_response(int status, std::string_view extra_headers, std::strin
               extra_headers, "\r\n", body});
 }
 
-ServerHandshakeResult server_handshake(const HttpHead& request,
-                                       const ServerHandshakeConfig& config) {
+ServerHandshakeResult server_handshake(const HttpHead& request, const ServerHandshakeConfig& config,
+                                       std::span<ExtensionNegotiator* const> per_connection) {
   // §4.2.1 item 3 makes Upgrade mandatory, so a request without one is ordinary HTTP.
   if (!request.get("Upgrade")) {
     ServerHandshakeResult r;
@@ -304,8 +304,12 @@ ServerHandshakeResult server_handshake(const HttpHead& request,
     bool already = false;
     for (auto name : accepted_names) already = already || iequals(name, offer.name);
     if (already) continue;
-    for (ExtensionNegotiator* negotiator : config.extensions) {
-      if (negotiator == nullptr || !iequals(negotiator->name(), offer.name)) continue;
+    ExtensionNegotiator* negotiator = nullptr;
+    for (ExtensionNegotiator* n : config.extensions)
+      if (negotiator == nullptr && n != nullptr && iequals(n->name(), offer.name)) negotiator = n;
+    for (ExtensionNegotiator* n : per_connection)
+      if (negotiator == nullptr && n != nullptr && iequals(n->name(), offer.name)) negotiator = n;
+    if (negotiator != nullptr) {
       std::string element;
       bool accepted = false;
       try {
@@ -317,7 +321,6 @@ ServerHandshakeResult server_handshake(const HttpHead& request,
         accepted_names.push_back(offer.name);
         r.accepted_extensions.push_back(std::move(element));
       }
-      break;
     }
   }
 

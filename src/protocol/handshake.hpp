@@ -28,7 +28,7 @@ struct ExtensionOffer {
 bool parse_extensions(const std::vector<std::string_view>& values,
                       std::vector<ExtensionOffer>& out);
 
-// An extension the server can accept (permessage-deflate plugs in here later).
+// An extension the server can accept (extensions::DeflateNegotiator for permessage-deflate).
 class ExtensionNegotiator {
  public:
   virtual ~ExtensionNegotiator() = default;
@@ -71,8 +71,10 @@ struct ServerHandshakeResult {
 // "websocket" token or Connection without "upgrade" -> 400 (request that has neither:
 // not_websocket); Sec-WebSocket-Version != 13 -> 426 with "Sec-WebSocket-Version: 13";
 // origin rejected -> 403.
-ServerHandshakeResult server_handshake(const HttpHead& request,
-                                       const ServerHandshakeConfig& config);
+// `per_connection`: negotiators that belong to this one handshake (they may keep what they
+// agreed, e.g. the permessage-deflate parameters), consulted after config.extensions.
+ServerHandshakeResult server_handshake(const HttpHead& request, const ServerHandshakeConfig& config,
+                                       std::span<ExtensionNegotiator* const> per_connection = {});
 
 // A minimal HTTP response: status line, Content-Length, Connection: close, extra headers
 // ("Name: value\r\n" lines), body.

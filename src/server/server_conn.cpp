@@ -18,6 +18,7 @@ StreamConfig make_config(const ServerImpl& s, bool busy) {
   c.max_control_per_second = s.opts.max_control_frames_per_second;
   c.close_on_overflow = s.opts.send_overflow == ServerOptions::SendOverflow::close;
   c.tls = s.tls;
+  c.protocol.deflate = &s.opts.deflate;  // negotiated per connection when enabled
   const LivenessOptions& o = s.opts;
   c.liveness = {o.ping_interval, o.ping_timeout, o.handshake_timeout, o.idle_timeout,
                 o.close_timeout};
