@@ -381,6 +381,13 @@ PerMessageDeflate::~PerMessageDeflate() {
 }
 
 bool PerMessageDeflate::compress(std::span<const uint8_t> message, std::vector<uint8_t>& out) {
+  if (message.empty()) {
+    // §7.2.3.6: an empty message is the single octet 0x00 (the header bits of an empty stored
+    // block; the peer's appended tail completes it). Asking zlib for a sync flush right after
+    // the previous one would produce nothing at all, which the peer cannot inflate.
+    out.push_back(0x00);
+    return true;
+  }
   z_stream* s;
   if (own_reset_) {
     s = shared_deflater(own_window_, level_);
@@ -446,6 +453,7 @@ InflateStatus PerMessageDeflate::run_inflate(z_stream_s* s, std::span<const uint
   // Produce at most limit + 1 bytes: one past the limit proves the message is too big, and
   // nothing beyond it is ever inflated (a 1000:1 bomb costs the limit, not its full size).
   const std::size_t cap = limit == std::numeric_limits<std::size_t>::max() ? limit : limit + 1;
+  if (!in.empty()) restarted_ = false;
   s->next_in = const_cast<Bytef*>(in.data());
   std::size_t left = in.size();
   s->avail_in = 0;
@@ -473,6 +481,10 @@ InflateStatus PerMessageDeflate::run_inflate(z_stream_s* s, std::span<const uint
         // tail still parses). What follows starts a new DEFLATE stream; the window is lost,
         // which such a sender (a fresh compressor per message) does not rely on.
         if (inflateReset(s) != Z_OK) return InflateStatus::corrupt;
+        // Nothing after the final block: the sender left out that 0x00 octet (zlib's Z_FINISH
+        // output), so the appended tail must not be inflated either (finish_message).
+        restarted_ = s->avail_in == 0 && left == 0;
+        if (restarted_) return InflateStatus::ok;
         break;
       case Z_BUF_ERROR:
         // No progress was possible although we gave it room: it needs input we do not have.
@@ -504,7 +516,7 @@ InflateStatus PerMessageDeflate::finish_message(std::vector<uint8_t>& out, std::
   InflateStatus st = InflateStatus::ok;
   // An empty compressed payload is an empty message: the tail alone is not DEFLATE data (it is
   // the second half of an empty stored block), so it is only appended after real payload.
-  if (fed_) {
+  if (fed_ && !restarted_) {
     z_stream* s = inflater();
     if (s == nullptr) {
       st = InflateStatus::no_memory;
@@ -518,6 +530,7 @@ InflateStatus PerMessageDeflate::finish_message(std::vector<uint8_t>& out, std::
   }
   in_message_ = false;
   fed_ = false;
+  restarted_ = false;
   // §7.1.1: the peer resets its compressor, so the next message needs no history: give the
   // stream back to the thread's pool. After a failure a kept context is worthless too.
   if (peer_reset_ || st != InflateStatus::ok) release_inflater();
@@ -528,6 +541,7 @@ void PerMessageDeflate::abort_message() {
   if (!in_message_) return;
   in_message_ = false;
   fed_ = false;
+  restarted_ = false;
   // A kept context is now out of step with the peer; the connection is failing anyway.
   release_inflater();
 }

@@ -141,6 +141,7 @@ class PerMessageDeflate {
   int level_;
   int own_window_;
   bool own_reset_;
+  bool restarted_ = false;  // the message's data ended with a BFINAL block and nothing after
   bool peer_reset_;
   bool deflate_broken_ = false;  // a kept context failed mid-message: never compress again
   bool in_message_ = false;

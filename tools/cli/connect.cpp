@@ -93,8 +93,10 @@ std::function<int()> add_connect(CLI::App& app) {
     if (!args->deflate_options.empty()) apply_deflate_options(args->deflate_options, opts.deflate);
     Client client(opts);
     bool clean = false;
+    bool ever_opened = false;
 
     client.on_open([&] {
+      ever_opened = true;
       if (json)
         emit_line(
             json_line({{"event", "open"}, {"url", client.url()}, {"attempt", client.attempt()}}));
@@ -178,8 +180,9 @@ std::function<int()> add_connect(CLI::App& app) {
     client.run();
     std::fflush(stdout);
     // Success: a clean close, or stdin ended and everything it gave was delivered (the client
-    // may have been between connections then, with nothing left to send).
-    const bool ok = clean || (eof && client.pending_messages() == 0);
+    // may have been between connections then, with nothing left to send). A client that never
+    // got a connection open failed, whatever stdin held.
+    const bool ok = clean || (eof && ever_opened && client.pending_messages() == 0);
     // The stdin thread may still be blocked in getline: leave without unwinding it.
     std::_Exit(ok ? 0 : 1);
   };
