@@ -13,6 +13,7 @@ pkgs=(
   libboost1.74-dev                                # Boost.Beast echo peer for the benchmark
   util-linux procps                               # taskset (pinning), ps
   nginx                                           # reverse proxy for liveness tests (idle cuts)
+  libhiredis-dev redis-server                     # Redis engine (multi-node fan-out, resume)
   chromium                                        # browser interop tests (driven by npm playwright-core)
 )
 
