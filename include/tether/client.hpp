@@ -20,6 +20,7 @@
 #include "tether/close_info.hpp"
 #include "tether/loop.hpp"
 #include "tether/message.hpp"
+#include "tether/metrics.hpp"
 #include "tether/options.hpp"
 
 namespace tether {
@@ -71,6 +72,8 @@ class Client {
   // Messages not yet delivered: queued while offline, or (with resume) not yet acknowledged.
   // Read it from the loop's thread, or after run() has returned.
   std::size_t pending_messages() const;
+  // Thread-safe: this client's counters across all its connections (see ClientMetrics).
+  ClientMetrics metrics() const;
 
  private:
   struct Impl;

@@ -2,6 +2,7 @@
 // (RFC 6455 §7.1.5, §7.1.6), whether the closing handshake completed (§7.1.5 "cleanly"),
 // and tether's own `cause`, which says what actually happened.
 #pragma once
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -19,6 +20,8 @@ enum class Cause : uint8_t {
   connect_failed,     // TCP connect or DNS failed (client)
   handshake_failed,   // HTTP upgrade refused or invalid (client or server)
 };
+// Number of Cause values, for arrays indexed by cause (metrics). Keep handshake_failed last.
+inline constexpr std::size_t cause_count = static_cast<std::size_t>(Cause::handshake_failed) + 1;
 
 // The `cause` strings used by the CLI's JSON events (CONTRACT.md).
 std::string_view to_string(Cause cause);

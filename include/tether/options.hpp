@@ -107,8 +107,21 @@ struct ServerOptions : LivenessOptions {
   // Last-Modified, 304s; nothing outside it, symlinks included). Empty: off, such requests get
   // 426 (only /healthz is answered) since the port speaks WebSocket.
   std::string static_dir;
+  // Prometheus metrics (docs/cli.md#metrics) for GET/HEAD of this path on the server's port.
+  // "/metrics" is what Prometheus scrapes by default; empty: not served (Server::metrics_text()
+  // still renders them for the application to expose its own way).
+  std::string metrics_path = "/metrics";
+  // Non-zero: serve metrics_path (or "/metrics" if empty) and /healthz on this port instead, a
+  // plain HTTP listener on loop 0 that refuses upgrades, so the metrics need not be exposed
+  // where the clients connect. 0: on the main port.
+  uint16_t metrics_port = 0;
   DeflateOptions deflate;
   ServerTlsOptions tls;
+  // Several nodes as one server (docs/deploy.md): "redis://host[:port][/db]". Topic publishes
+  // reach subscribers on every node; each is kept in a Redis stream for resume_window. Empty:
+  // this node alone. When Redis is unreachable the node keeps serving its own connections,
+  // reports it (on_error, /healthz, /metrics) and reconnects with backoff.
+  std::string redis_url;
 
   // ---- Limits against hostile or broken clients (docs/security.md: each one's threat and test).
   // Connections (handshakes in progress included) across all loops. Past it, new ones are

@@ -22,6 +22,7 @@
 
 #include "tether/close_info.hpp"
 #include "tether/message.hpp"
+#include "tether/metrics.hpp"
 #include "tether/options.hpp"
 
 namespace tether {
@@ -44,6 +45,9 @@ class Connection {
   virtual std::size_t buffered_amount() const = 0;  // bytes queued, not yet written to the socket
   // The latest heartbeat round trip (ping sent -> its pong received), once one has completed.
   virtual std::optional<std::chrono::nanoseconds> rtt() const = 0;
+  // Bytes and messages in and out, handshake duration and age (inside on_close: the
+  // connection's whole life), e.g. for a log line per close.
+  virtual ConnectionStats stats() const = 0;
   void* user_data = nullptr;
 
  protected:
@@ -100,6 +104,10 @@ class Server {
   void for_each_connection(std::function<void(Connection&)> fn);
   // Fan-out messages skipped because a subscriber was too slow (SlowSubscriber::drop).
   uint64_t dropped_messages() const;
+  // Thread-safe: the Prometheus text exposition (format 0.0.4) of the server's counters, summed
+  // over the loops: what GET ServerOptions::metrics_path answers (docs/cli.md#metrics lists
+  // them). For applications that expose metrics their own way.
+  std::string metrics_text() const;
 
  private:
   struct Impl;

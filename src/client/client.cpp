@@ -8,6 +8,7 @@
 #include "liveness/backoff.hpp"
 #include "loop/event_loop.hpp"
 #include "loop/socket.hpp"
+#include "metrics/counters.hpp"
 #include "resume/client_session.hpp"
 #include "resume/frame.hpp"
 #include "stream/ws_stream.hpp"
@@ -51,6 +52,11 @@ struct Client::Impl {
   std::unique_ptr<Loop> owned;
   loop::EventLoop& loop;
   ClientOptions opts;
+  // Client::metrics(): written on the loop thread only, read from any thread. Before `stream`,
+  // whose destructor still touches them.
+  metrics::StreamCounters counters;
+  metrics::Counter reconnects, offline_dropped;
+  std::atomic<int64_t> last_rtt_ns{-1};
   std::function<void()> on_open_fn;
   std::function<void(std::string_view, MessageType)> on_message_fn;
   std::function<void(const CloseInfo&)> on_close_fn;
@@ -97,6 +103,11 @@ struct Client::Impl {
   void start();
   // A connection (or an attempt) ended: report it, then reconnect or finish.
   void closed(const CloseInfo& info, bool may_reconnect = true);
+  // An attempt that ended before a stream could report it (bad URL, connect() failed at once).
+  void attempt_failed(const CloseInfo& info, bool may_reconnect = true) {
+    counters.failed_handshakes[static_cast<std::size_t>(info.cause)].add();
+    closed(info, may_reconnect);
+  }
   void finish() {
     state = State::closed;
     loop.timers().cancel(reconnect_timer);
@@ -117,8 +128,11 @@ struct Client::Impl::Stream final : detail::WsStream {
     client.state = State::open;
     client.backoff.opened(loop_.now());
     client.resume_active = client.opts.resume && protocol().subprotocol() == resume::subprotocol;
-    if (client.opts.resume && !client.resume_active && client.on_resume_failed_fn)
-      client.on_resume_failed_fn("server does not speak tether.resume.v1");
+    if (client.opts.resume && !client.resume_active) {
+      client.counters.resume_failures.add();
+      if (client.on_resume_failed_fn)
+        client.on_resume_failed_fn("server does not speak tether.resume.v1");
+    }
     if (client.on_open_fn) client.on_open_fn();
     if (client.resume_active) {
       // The hello; sends made meanwhile wait in the session's window, not the plain queue.
@@ -157,8 +171,11 @@ struct Client::Impl::Stream final : detail::WsStream {
         break;
       case resume::Received::Kind::welcome:
         if (r.outcome == resume::Received::Outcome::resumed) {
+          client.counters.resumes.add();
+          client.counters.resume_replays.add(r.replayed);
           if (client.on_resumed_fn) client.on_resumed_fn(r.replayed);
         } else if (r.outcome == resume::Received::Outcome::resume_failed) {
+          client.counters.resume_failures.add();
           if (client.on_resume_failed_fn) client.on_resume_failed_fn(r.reason);
         }
         break;
@@ -195,6 +212,8 @@ struct Client::Impl::Stream final : detail::WsStream {
   }
   void stream_detached() override {}
   void stream_rtt(loop::Duration rtt) override {
+    client.last_rtt_ns.store(std::chrono::duration_cast<std::chrono::nanoseconds>(rtt).count(),
+                             std::memory_order_relaxed);
     if (client.on_rtt_fn) client.on_rtt_fn(rtt);
   }
   void stream_schedule_flush() override {
@@ -221,14 +240,16 @@ void Client::Impl::start() {
   std::string err;
   const std::string& target = urls[url_index];
   auto url = detail::parse_ws_url(target, err);
-  if (!url) return closed({1006, target + ": " + err, false, Cause::connect_failed}, false);
+  if (!url) return attempt_failed({1006, target + ": " + err, false, Cause::connect_failed}, false);
   auto config = make_config(opts);
+  config.counters = &counters;
   if (url->secure) {
     // One TLS context for all attempts (it holds the trust store); a bad CA file is a local
     // configuration error, not something a reconnect would fix.
     if (!tls_context) {
       tls_context = tls::Context::client(opts.tls_ca_file, opts.tls_verify, err);
-      if (!tls_context) return closed({1006, "TLS: " + err, false, Cause::connect_failed}, false);
+      if (!tls_context)
+        return attempt_failed({1006, "TLS: " + err, false, Cause::connect_failed}, false);
     }
     config.tls = tls_context;
     config.tls_host = url->host;
@@ -238,14 +259,14 @@ void Client::Impl::start() {
   for (auto& [k, v] : opts.headers) injected = injected || has_crlf(k) || has_crlf(v) || k.empty();
   for (auto& p : opts.subprotocols) injected = injected || has_crlf(p) || p.empty();
   if (injected)
-    return closed(
+    return attempt_failed(
         {1006, "CR/LF or empty name in client handshake options", false, Cause::connect_failed},
         false);
   std::error_code ec;
   int fd = loop::connect_tcp(url->host, url->port, ec);
   if (fd < 0)
-    return closed({1006, "connect to " + url->host_header() + " failed: " + ec.message(), false,
-                   Cause::connect_failed});
+    return attempt_failed({1006, "connect to " + url->host_header() + " failed: " + ec.message(),
+                           false, Cause::connect_failed});
   stream = std::make_unique<Stream>(*this, config);
   protocol::ClientHandshakeRequest req;
   req.host = url->host_header();
@@ -259,7 +280,7 @@ void Client::Impl::start() {
   req.extra_headers = opts.headers;
   stream->protocol().start_client(std::move(req));
   if (auto e = stream->attach(fd, true))
-    closed({1006, "epoll: " + e.message(), false, Cause::connect_failed});
+    attempt_failed({1006, "epoll: " + e.message(), false, Cause::connect_failed});
 }
 
 void Client::Impl::closed(const CloseInfo& info, bool may_reconnect) {
@@ -283,6 +304,7 @@ void Client::Impl::closed(const CloseInfo& info, bool may_reconnect) {
   if (state != State::reconnecting) return;  // the callback closed or reconnected already
   attempt_no = backoff.attempt() + 1;
   url_index = (url_index + 1) % urls.size();
+  reconnects.add();
   if (on_reconnecting_fn)
     on_reconnecting_fn(attempt_no, std::chrono::ceil<std::chrono::milliseconds>(*delay));
   if (state == State::reconnecting) loop.timers().schedule(reconnect_timer, loop.now() + *delay);
@@ -340,10 +362,13 @@ SendStatus Client::Impl::do_send_inner(std::string_view data, MessageType type) 
           pending_bytes + data.size() > opts.offline_queue_max_bytes)) {
     pending_bytes -= pending.front().data.size();
     pending.pop_front();
+    offline_dropped.add();
   }
   if (pending.size() >= opts.offline_queue_max_messages ||
-      pending_bytes + data.size() > opts.offline_queue_max_bytes)
+      pending_bytes + data.size() > opts.offline_queue_max_bytes) {
+    offline_dropped.add();
     return SendStatus::dropped;
+  }
   pending.push_back({std::string(data), type});
   pending_bytes += data.size();
   return SendStatus::success;
@@ -439,6 +464,33 @@ void Client::run() {
 }
 
 Client::State Client::state() const { return impl_->state.load(); }
+
+ClientMetrics Client::metrics() const {
+  const Impl& i = *impl_;
+  metrics::Snapshot s;
+  s.add(i.counters);
+  ClientMetrics m;
+  m.connections_opened = s.opened;
+  m.reconnects = i.reconnects.get();
+  for (std::size_t c = 0; c < cause_count; ++c)
+    m.closes_by_cause[c] = s.closed_by_cause(static_cast<Cause>(c)) + s.failed_handshakes[c];
+  m.heartbeat_timeouts = m.closes(Cause::heartbeat_timeout);
+  m.messages_received = s.messages_received;
+  m.messages_sent = s.messages_sent;
+  m.bytes_received = s.bytes_received;
+  m.bytes_sent = s.bytes_sent;
+  m.dropped_send_buffer_full =
+      s.dropped[static_cast<std::size_t>(metrics::DropReason::send_buffer_full)];
+  m.dropped_offline_queue_full = i.offline_dropped.get();
+  m.resumes = s.resumes;
+  m.resume_replays = s.resume_replays;
+  m.resume_failures = s.resume_failures;
+  for (auto b : s.rtt_buckets) m.rtt_samples += b;
+  m.rtt_sum = std::chrono::nanoseconds(s.rtt_sum_ns);
+  const int64_t last = i.last_rtt_ns.load(std::memory_order_relaxed);
+  if (last >= 0) m.last_rtt = std::chrono::nanoseconds(last);
+  return m;
+}
 std::size_t Client::buffered_amount() const {
   return impl_->stream ? impl_->stream->buffered() : 0;
 }

@@ -114,6 +114,7 @@ std::size_t Connection::receive_http(std::span<uint8_t> data) {
     if (config_.role == Role::server) {
       std::string resp = http_response(http_->error_status(), "", http_->error_text() + "\n");
       out_.append(resp.data(), resp.size());
+      rejected_status_ = static_cast<uint16_t>(http_->error_status());
     }
     state_ = State::closed;
     rstate_ = ReadState::done;
@@ -144,6 +145,7 @@ std::size_t Connection::receive_http(std::span<uint8_t> data) {
     out_.append(res.response.data(), res.response.size());
     out_.mark_boundary();
     if (res.kind == ServerHandshakeResult::Kind::reject) {
+      rejected_status_ = static_cast<uint16_t>(res.status);
       state_ = State::closed;
       rstate_ = ReadState::done;
       close_transport_ = true;

@@ -104,6 +104,9 @@ class Connection {
   const std::string& path() const { return path_; }
   // permessage-deflate was negotiated in the opening handshake.
   bool deflate_active() const { return deflate_.has_value(); }
+  // Server role: the HTTP error status answered instead of 101 (400, 403, 426, 431, 503...) when
+  // the opening handshake was refused; 0 otherwise (metrics count refusals by status).
+  int rejected_status() const { return rejected_status_; }
 
   static std::span<const uint8_t> as_bytes(std::string_view s) {
     return {reinterpret_cast<const uint8_t*>(s.data()), s.size()};
@@ -135,6 +138,7 @@ class Connection {
   bool zero_copy_done_ = false;
   bool out_in_message_ = false;
   bool transport_blocked_ = false;  // we sent a non-final fragment (§5.4)
+  uint16_t rejected_status_ = 0;
 
   // frame being read
   codec::FrameHeader header_;

@@ -266,7 +266,7 @@ ServerHandshakeResult server_handshake(const HttpHead& request, const ServerHand
     return reject(426, "unsupported Sec-WebSocket-Version (only 13 is supported)",
                   "Sec-WebSocket-Version: 13\r\n");
   if (config.reject_status != 0)
-    return reject(config.reject_status, "server at its connection limit", config.reject_headers);
+    return reject(config.reject_status, config.reject_reason, config.reject_headers);
   // §4.2.2 step 4 / §10.2: origin policy is the application's. A throwing hook fails closed.
   if (config.check_origin) {
     bool allowed = false;

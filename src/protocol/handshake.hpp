@@ -49,6 +49,7 @@ struct ServerHandshakeConfig {
   // its connection limit) and `reject_headers` ("Name: value\r\n" lines, e.g. Retry-After).
   int reject_status = 0;
   std::string reject_headers;
+  std::string reject_reason = "server at its connection limit";  // for logs (on_close reason)
 };
 
 struct ServerHandshakeResult {

@@ -114,9 +114,8 @@ void Link::connect_now() {
   std::error_code ec;
   fd_ = loop::connect_tcp(config_.host, config_.port, ec);
   if (fd_ < 0) {
-    last_error_ = "connect to redis " + config_.host + ":" + std::to_string(config_.port) + ": " +
-                  ec.message();
-    schedule_retry();
+    drop("connect to redis " + config_.host + ":" + std::to_string(config_.port) + ": " +
+         ec.message());
     return;
   }
   state_ = State::connecting;
@@ -135,6 +134,7 @@ void Link::connect_now() {
 void Link::connected() {
   loop_.timers().cancel(timer_);
   state_ = State::up;
+  ever_up_ = true;
   backoff_.opened(loop_.now());
   reader_ = redisReaderCreate();
   out_.clear();
@@ -178,6 +178,9 @@ void Link::drop(std::string why) {
   if (was_up) {
     backoff_.closed(loop_.now());
     ++reconnects_;
+    if (on_state) on_state(false);
+  } else if (!told_unreachable_ && !ever_up_) {
+    told_unreachable_ = true;  // once: Redis was not there to begin with
     if (on_state) on_state(false);
   }
   schedule_retry();

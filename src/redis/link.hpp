@@ -89,6 +89,8 @@ class Link final : public loop::IoHandler {
   // message goes to `on_message`. A subscribed link takes no other commands.
   void psubscribe(std::vector<std::string> patterns, Message on_message);
 
+  // Every transition up/down, and one on_state(false) when the first attempts fail (Redis was
+  // not reachable to begin with).
   std::function<void(bool up)> on_state;
   const LinkConfig& config() const { return config_; }
   const std::string& last_error() const { return last_error_; }
@@ -123,6 +125,8 @@ class Link final : public loop::IoHandler {
   std::vector<std::string> patterns_;
   Message on_message_;
   uint64_t reconnects_ = 0;
+  bool ever_up_ = false;
+  bool told_unreachable_ = false;
   std::string last_error_;
 };
 

@@ -160,6 +160,14 @@ void Endpoint::reset() {
   ack_due_ = TimePoint::max();
 }
 
+void Endpoint::restore(uint64_t acked, uint64_t highest_sent, uint64_t highest_received) {
+  window_.clear();
+  next_seq_ = highest_sent + 1;
+  peer_acked_ = acked;
+  highest_received_ = ack_sent_ = highest_received;
+  ack_due_ = TimePoint::max();
+}
+
 void Endpoint::restart_keeping_unacked() {
   window_.renumber(1);
   next_seq_ = window_.size() + 1;

@@ -106,6 +106,13 @@ class Endpoint {
   void hold_window(bool on) { window_.hold(on); }
   // Fresh session: numbering restarts at 1 both ways, the window is emptied.
   void reset();
+  // A session carried on by another node (Redis, docs/deploy.md): the peer has acknowledged
+  // everything through `acked`, we sent through `highest_sent` and received through
+  // `highest_received`; the unacknowledged messages are then given with stash(), in order.
+  void restore(uint64_t acked, uint64_t highest_sent, uint64_t highest_received);
+  void stash(uint64_t seq, MessageType type, std::span<const uint8_t> payload, TimePoint now) {
+    window_.push(seq, type, payload, now);
+  }
   // Fresh session, at-least-once: numbering restarts at 1 both ways and the unacknowledged
   // messages are renumbered 1..k, to be sent again by go_online(0, ...).
   void restart_keeping_unacked();

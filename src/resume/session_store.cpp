@@ -91,6 +91,42 @@ HelloResult SessionStore::accept_hello(MessageType type, std::span<const uint8_t
   return r;
 }
 
+Session* SessionStore::adopt(const SessionId& id, uint64_t owner) {
+  if (sessions_.contains(id)) return nullptr;
+  if (sessions_.size() >= config_.max_sessions) {
+    if (expiries_.empty()) return nullptr;
+    erase(*expiries_.begin()->second);
+  }
+  auto session = std::make_unique<Session>(id, config_);
+  Session* s = session.get();
+  s->owner = owner;
+  sessions_.emplace(id, std::move(session));
+  return s;
+}
+
+HelloResult SessionStore::resume_adopted(Session& s, uint64_t peer_last, FrameSink sink) {
+  HelloResult r;
+  send_welcome(Welcome{s.id, true, s.endpoint.highest_received(), {}}, sink);
+  r.session = &s;
+  r.outcome = Received::Outcome::resumed;
+  r.replayed = s.endpoint.go_online(peer_last, sink);
+  return r;
+}
+
+HelloResult SessionStore::fresh_after_failed_resume(uint64_t owner, std::string_view reason,
+                                                    FrameSink sink) {
+  HelloResult r;
+  r.outcome = Received::Outcome::resume_failed;
+  r.reason = reason;
+  Session* s = create(r);
+  if (!s) return r;
+  s->owner = owner;
+  send_welcome(Welcome{s->id, false, 0, std::string(reason)}, sink);
+  s->endpoint.go_online(0, sink);
+  r.session = s;
+  return r;
+}
+
 Session* SessionStore::create(HelloResult& r) {
   if (sessions_.size() >= config_.max_sessions) {
     if (expiries_.empty()) {

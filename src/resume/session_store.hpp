@@ -26,6 +26,7 @@
 #include <string_view>
 #include <unordered_map>
 #include <utility>
+#include <vector>
 
 #include "protocol/random.hpp"
 #include "resume/config.hpp"
@@ -40,6 +41,12 @@ struct Session {
   Endpoint endpoint;
   uint64_t owner = 0;                    // the connection carrying it; 0 while detached
   TimePoint expires = TimePoint::max();  // detached: forgotten at this time
+  // For a server glue that also keeps sessions in a shared store (Redis, several nodes); the
+  // store here does not use them.
+  uint64_t tag = 0;         // the glue's name for this incarnation (ids can come back)
+  uint32_t persisting = 0;  // sends waiting for the shared store before they go out
+  bool unshared = false;    // a send went out unstored: the session cannot move to another node
+  std::vector<std::pair<std::string, std::string>> stream_pos;  // topic -> last stream id sent
 };
 
 struct HelloResult {
@@ -81,6 +88,15 @@ class SessionStore {
   TimePoint next_deadline() const;
 
   Session* find(const SessionId& id);
+  // A session this store has not seen, carried on from elsewhere (another node, through Redis):
+  // made with this id and owned by `owner`; the caller restores its endpoint, then answers the
+  // hello with resume_adopted(). nullptr when the table is full or the id is already here.
+  Session* adopt(const SessionId& id, uint64_t owner);
+  // The answer to a hello for an adopted session: the welcome (resumed) and the replay.
+  HelloResult resume_adopted(Session& session, uint64_t peer_last, FrameSink sink);
+  // The hello could not be honoured after all (the shared store said so): a fresh session,
+  // welcomed with resume_failed and `reason`.
+  HelloResult fresh_after_failed_resume(uint64_t owner, std::string_view reason, FrameSink sink);
   std::size_t size() const { return sessions_.size(); }
   std::size_t detached() const { return expiries_.size(); }
   const Config& config() const { return config_; }

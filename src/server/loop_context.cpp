@@ -218,6 +218,7 @@ void LoopContext::subscribe(ServerConn* c, std::string_view topic) {
     if (t == topic) return;
   c->topics.emplace_back(topic);
   topics[std::string(topic)].push_back(c);
+  if (mirror && c->resume_session()) session_subscribed(c, topic);
 }
 
 void LoopContext::unsubscribe(ServerConn* c, std::string_view topic) {
@@ -242,14 +243,15 @@ void LoopContext::fan_out(ServerConn* c, std::span<const uint8_t> frame, std::st
     if (server.opts.slow_subscriber == ServerOptions::SlowSubscriber::close) {
       c->close(close_code::try_again_later, "too slow: send queue full");
     } else {
-      dropped.fetch_add(1, std::memory_order_relaxed);
+      counters.drop(metrics::DropReason::slow_subscriber);
     }
     return;
   }
   c->send_prepared(frame, data, type);
 }
 
-void LoopContext::publish_local(std::string_view topic, std::string_view data, MessageType type) {
+void LoopContext::publish_local(std::string_view topic, std::string_view data, MessageType type,
+                                std::string_view stream_id, Audience who) {
   auto it = topics.find(std::string(topic));
   if (it == topics.end()) return;
   protocol::Connection::encode_server_frame(
@@ -258,8 +260,16 @@ void LoopContext::publish_local(std::string_view topic, std::string_view data, M
   // A copy (into a reused vector): fan_out may write, fail and retire a subscriber, which
   // unsubscribes it from the list being walked.
   fan_targets.assign(it->second.begin(), it->second.end());
-  for (ServerConn* c : fan_targets)
-    if (!c->retired) fan_out(c, fan_frame, data, type);
+  for (ServerConn* c : fan_targets) {
+    if (c->retired) continue;
+    const bool resume_sub = c->resume_session() != nullptr;
+    if ((who == Audience::plain && resume_sub) || (who == Audience::resume && !resume_sub))
+      continue;
+    if (resume_sub && mirror)
+      session_topic_message(c, topic, stream_id, data, type);
+    else
+      fan_out(c, fan_frame, data, type);
+  }
 }
 
 void LoopContext::broadcast_local(std::string_view data, MessageType type) {

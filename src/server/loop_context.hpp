@@ -11,9 +11,11 @@
 
 #include "limits/token_bucket.hpp"
 #include "loop/event_loop.hpp"
+#include "metrics/counters.hpp"
 #include "protocol/random.hpp"
 #include "resume/session_store.hpp"
 #include "server/server_impl.hpp"
+#include "server/session_mirror.hpp"
 
 namespace tether::detail {
 
@@ -43,20 +45,40 @@ struct LoopContext final : loop::IoHandler {
   std::unordered_map<std::string, std::vector<ServerConn*>> topics;
   void subscribe(ServerConn* c, std::string_view topic);
   void unsubscribe(ServerConn* c, std::string_view topic);
-  void publish_local(std::string_view topic, std::string_view data, MessageType type);
+  // Who a topic message is for: with Redis, a local publish reaches plain connections at once
+  // and resume sessions when it comes back from Redis with its stream id (their replay position).
+  enum class Audience : uint8_t { all, plain, resume };
+  void publish_local(std::string_view topic, std::string_view data, MessageType type,
+                     std::string_view stream_id = {}, Audience who = Audience::all);
   // Queues one pre-encoded frame (or, for resume sessions, the message) on `c`, applying the
   // slow-subscriber policy.
   void fan_out(ServerConn* c, std::span<const uint8_t> frame, std::string_view data,
                MessageType type);
   std::vector<uint8_t> fan_frame;        // reused encoding buffer
   std::vector<ServerConn*> fan_targets;  // reused snapshot of the receivers
-  std::atomic<uint64_t> dropped{0};
+  // This loop's /metrics counters (only this loop's thread writes them; scrapes read them).
+  metrics::StreamCounters counters;
   std::vector<ServerConn*> flush_list;
   std::vector<ServerConn*> graveyard;
   bool after_io_scheduled = false;
   bool stopping = false;
   loop::Timer shutdown_timer;
   std::unique_ptr<resume::SessionStore> sessions;  // sessions live on the loop that made them
+  // ---- sessions shared through Redis (session_glue.cpp; null without --redis)
+  std::unique_ptr<SessionMirror> mirror;
+  uint64_t next_session_tag = 1;
+  // Sends one message into a resume session: stored in Redis first when mirrored, then numbered
+  // and written (or kept in the window while the client is away).
+  void session_send(resume::Session& s, MessageType type, std::string_view data,
+                    std::string_view topic = {}, std::string_view stream_id = {});
+  // A topic message for a resume subscriber: skipped if the session has it already (it moved
+  // here and caught up), held while the session catches up on the topic.
+  void session_topic_message(ServerConn* c, std::string_view topic, std::string_view stream_id,
+                             std::string_view data, MessageType type);
+  // A resume session subscribed to `topic`: catch up from its stream position (after a move).
+  void session_subscribed(ServerConn* c, std::string_view topic);
+  // Topic messages held while a session catches up: key = session id + '\n' + topic.
+  std::unordered_map<std::string, std::vector<TopicEntry>> catching_up;
   loop::Timer session_timer;
   std::thread thread;
   // Accept pacing (ServerOptions::accept_rate; fd exhaustion): the listener leaves the epoll

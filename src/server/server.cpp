@@ -7,6 +7,8 @@
 #include "loop/socket.hpp"
 #include "resume/frame.hpp"
 #include "server/loop_context.hpp"
+#include "server/metrics_http.hpp"
+#include "server/redis_engine.hpp"
 #include "server/server_conn.hpp"
 #include "server/server_impl.hpp"
 #include "server/web_assets.hpp"
@@ -45,6 +47,21 @@ ServerImpl::ServerImpl(ServerOptions o) : opts(std::move(o)) {
   }
 }
 ServerImpl::~ServerImpl() = default;
+
+void ServerImpl::deliver_everywhere(std::string_view topic, std::string_view data, MessageType type,
+                                    std::string_view stream_id, int audience) {
+  const auto who = static_cast<LoopContext::Audience>(audience);
+  for (auto& ctx : loops) {
+    if (ctx.get() == current_loop) {
+      ctx->publish_local(topic, data, type, stream_id, who);
+    } else {
+      auto* c = ctx.get();
+      c->loop.post([c, t = std::string(topic), copy = std::string(data), type,
+                    id = std::string(stream_id),
+                    who] { c->publish_local(t, copy, type, id, who); });
+    }
+  }
+}
 }  // namespace detail
 
 std::optional<std::string_view> web_asset(std::string_view path) {
@@ -107,7 +124,43 @@ std::error_code Server::listen() {
     if (auto err = ctx->loop.add(fd, EPOLLIN, ctx.get())) return err;
   }
   impl_->port = lo.port;
+  if (impl_->opts.metrics_port != 0) {
+    auto listener = std::make_unique<detail::MetricsListener>(*impl_->loops[0]);
+    if (auto ec = listener->listen(impl_->opts.host, impl_->opts.metrics_port)) {
+      impl_->error("metrics port " + std::to_string(impl_->opts.metrics_port) + ": " +
+                   ec.message());
+      return ec;
+    }
+    impl_->metrics_listener = std::move(listener);
+  }
   impl_->listening = true;
+  if (!impl_->opts.redis_url.empty()) {
+    redis::LinkConfig rc;
+    std::string err;
+    if (!redis::parse_redis_url(impl_->opts.redis_url, rc, err)) {
+      impl_->error("redis: " + err);
+      return std::make_error_code(std::errc::invalid_argument);
+    }
+    auto& loop0 = *impl_->loops[0];
+    impl_->redis = std::make_unique<detail::RedisEngine>(*impl_, loop0.loop, rc, loop0.rng);
+    impl_->redis_up.store(0, std::memory_order_relaxed);
+    impl_->redis->deliver = [impl = impl_.get()](std::string_view topic, std::string_view data,
+                                                 MessageType type, std::string_view id,
+                                                 bool resume_only) {
+      impl->deliver_everywhere(topic, data, type, id,
+                               static_cast<int>(resume_only ? detail::LoopContext::Audience::resume
+                                                            : detail::LoopContext::Audience::all));
+    };
+    auto* engine = impl_->redis.get();
+    loop0.loop.post([engine] { engine->start(); });
+    // Resume sessions are kept in Redis too, by each loop on its own link (session_mirror.hpp).
+    for (auto& ctx : impl_->loops) {
+      if (!ctx->sessions) continue;
+      ctx->mirror = std::make_unique<detail::SessionMirror>(*ctx, rc, engine->node_id());
+      auto* m = ctx->mirror.get();
+      ctx->loop.post([m] { m->start(); });
+    }
+  }
   return {};
 }
 
@@ -156,15 +209,23 @@ void Server::unsubscribe(Connection& c, std::string_view topic) {
 }
 
 void Server::publish(std::string_view topic, std::string_view data, MessageType type) {
-  for (auto& ctx : impl_->loops) {
-    if (ctx.get() == detail::current_loop) {
-      ctx->publish_local(topic, data, type);
-    } else {
-      auto* c = ctx.get();
-      c->loop.post([c, t = std::string(topic), copy = std::string(data), type] {
-        c->publish_local(t, copy, type);
+  // This node's subscribers at once, whatever Redis is doing; then the other nodes. With Redis
+  // up, resume sessions wait for the message to come back with its stream id (their position
+  // for resuming on another node); the engine delivers it to them then, or at once if Redis
+  // cannot take it.
+  auto* engine = impl_->redis.get();
+  const bool via_redis = engine && impl_->redis_up.load(std::memory_order_relaxed) == 1;
+  impl_->deliver_everywhere(topic, data, type, {},
+                            static_cast<int>(via_redis ? detail::LoopContext::Audience::plain
+                                                       : detail::LoopContext::Audience::all));
+  if (engine) {
+    auto* loop0 = impl_->loops[0].get();
+    if (loop0 == detail::current_loop)
+      engine->publish(topic, data, type, via_redis);
+    else
+      loop0->loop.post([engine, t = std::string(topic), copy = std::string(data), type, via_redis] {
+        engine->publish(t, copy, type, via_redis);
       });
-    }
   }
 }
 
@@ -198,9 +259,13 @@ void Server::for_each_connection(std::function<void(Connection&)> fn) {
 
 uint64_t Server::dropped_messages() const {
   uint64_t n = 0;
-  for (auto& ctx : impl_->loops) n += ctx->dropped.load(std::memory_order_relaxed);
+  for (auto& ctx : impl_->loops)
+    n +=
+        ctx->counters.dropped[static_cast<std::size_t>(metrics::DropReason::slow_subscriber)].get();
   return n;
 }
+
+std::string Server::metrics_text() const { return detail::render_metrics(*impl_); }
 
 void Server::stop_for_restart() { stop(close_code::service_restart, "server restart"); }
 

@@ -2,7 +2,9 @@
 
 #include <ctime>
 
+#include "metrics/exposition.hpp"
 #include "server/loop_context.hpp"
+#include "server/metrics_http.hpp"
 #include "server/static_files.hpp"
 
 namespace tether::detail {
@@ -28,15 +30,35 @@ StreamConfig make_config(const ServerImpl& s, bool busy) {
   c.tcp_keepalive = o.tcp_keepalive;
   return c;
 }
+
+StreamConfig make_config(LoopContext& ctx, bool busy, bool metrics_only) {
+  StreamConfig c = make_config(ctx.server, busy);
+  c.counters = &ctx.counters;
+  if (metrics_only) {
+    // The metrics port speaks plain HTTP only; its own traffic is not what /metrics reports.
+    static const protocol::ServerHandshakeConfig no_upgrades = [] {
+      protocol::ServerHandshakeConfig h;
+      h.reject_status = 404;
+      h.reject_reason = "the metrics port serves no WebSocket";
+      return h;
+    }();
+    c.protocol.server = &no_upgrades;
+    c.protocol.deflate = nullptr;
+    c.counters = nullptr;
+  }
+  return c;
+}
 }  // namespace
 
-ServerConn::ServerConn(LoopContext& ctx, uint64_t id, std::string peer, std::string ip, bool busy)
-    : WsStream(ctx.loop, make_config(ctx.server, busy), ctx.rng, ctx.loop.read_buffer()),
+ServerConn::ServerConn(LoopContext& ctx, uint64_t id, std::string peer, std::string ip, bool busy,
+                       bool metrics_only)
+    : WsStream(ctx.loop, make_config(ctx, busy, metrics_only), ctx.rng, ctx.loop.read_buffer()),
       ctx_(ctx),
       id_(id),
       peer_(std::move(peer)),
       ip_(std::move(ip)),
-      busy_(busy) {}
+      busy_(busy),
+      metrics_only_(metrics_only) {}
 
 void ServerConn::stream_schedule_flush() { ctx_.schedule_flush(this); }
 
@@ -52,10 +74,7 @@ void ServerConn::stream_open() {
 SendStatus ServerConn::send(std::string_view data, MessageType type) {
   if (!resume_) return send_message(data, type);
   if (!session_ || !is_open()) return SendStatus::dropped;
-  session_->endpoint.send(
-      type, protocol::Connection::as_bytes(data), loop_.now(),
-      [this](MessageType t, std::span<const uint8_t> b) { resume_frame(t, b); });
-  arm_no_later_than(session_->endpoint.next_deadline());
+  ctx_.session_send(*session_, type, data);
   return buffered() > ctx_.server.opts.send_buffer_limit ? SendStatus::backpressure
                                                          : SendStatus::success;
 }
@@ -63,14 +82,31 @@ SendStatus ServerConn::send(std::string_view data, MessageType type) {
 void ServerConn::send_prepared(std::span<const uint8_t> frame, std::string_view data,
                                MessageType type) {
   if (resume_) {
-    send(data, type);
+    if (session_ && is_open()) ctx_.session_send(*session_, type, data);
     return;
   }
-  if (buffered() + frame.size() > ctx_.server.opts.send_buffer_max) return;
+  if (buffered() + frame.size() > ctx_.server.opts.send_buffer_max) {
+    counters().drop(metrics::DropReason::send_buffer_full);
+    return;
+  }
   if (protocol().send_encoded(frame)) {
     note_message_sent();
     ctx_.schedule_flush(this);
   }
+}
+
+void ServerConn::session_emit(MessageType type, std::string_view data) {
+  session_->endpoint.send(
+      type, protocol::Connection::as_bytes(data), loop_.now(),
+      [this](MessageType t, std::span<const uint8_t> b) { resume_frame(t, b); });
+  arm_no_later_than(session_->endpoint.next_deadline());
+}
+
+void ServerConn::session_moved() {
+  if (!session_) return;
+  ctx_.sessions->end(*session_);
+  session_ = nullptr;
+  close_stream(1008, "session resumed on another node", Cause::local_close);
 }
 
 void ServerConn::resume_frame(MessageType type, std::span<const uint8_t> bytes) {
@@ -89,7 +125,40 @@ void ServerConn::deliver(MessageType type, std::span<const uint8_t> data) {
 void ServerConn::resume_message(MessageType type, std::span<const uint8_t> data) {
   const auto now = loop_.now();
   auto sink = [this](MessageType t, std::span<const uint8_t> b) { resume_frame(t, b); };
+  if (claiming_) {
+    // The session is being loaded from Redis: keep what arrives meanwhile (a client sends little
+    // before the welcome), bounded.
+    if (held_.size() >= 256) {
+      close_stream(1008, "too many messages before the welcome", Cause::protocol_error);
+      return;
+    }
+    held_.emplace_back(type, std::string(reinterpret_cast<const char*>(data.data()), data.size()));
+    return;
+  }
   if (!session_) {
+    if (ctx_.mirror) {
+      // Several nodes: the session may live in Redis (carried by another node, or by this one
+      // before a restart). Claim it there; a copy in this loop's memory may be stale.
+      resume::Hello hello;
+      std::string why;
+      if (resume::parse_hello(type, data, hello, why) == resume::Error::none &&
+          !hello.session.empty()) {
+        if (resume::Session* local = ctx_.sessions->find(hello.session)) {
+          if (ServerConn* old = local->owner ? ctx_.find(local->owner) : nullptr) {
+            old->session_ = nullptr;
+            old->close_stream(1008, "session resumed on another connection", Cause::local_close);
+          }
+          ctx_.sessions->end(*local);
+        }
+        claiming_ = true;
+        ctx_.mirror->claim(
+            hello.session, hello.last,
+            [ctx = &ctx_, id = id_, sid = hello.session, last = hello.last](ClaimResult& r) {
+              if (ServerConn* c = ctx->find(id)) c->claimed(sid, last, r);
+            });
+        return;
+      }
+    }
     auto h = ctx_.sessions->accept_hello(type, data, id_, now, sink);
     if (h.error != resume::Error::none) {
       ctx_.server.error("resume hello from " + peer_ + ": " + h.message);
@@ -97,22 +166,12 @@ void ServerConn::resume_message(MessageType type, std::span<const uint8_t> data)
       return;
     }
     if (!h.session) return;  // a P/Q before the hello (a P was answered): still waiting for it
-    if (h.previous_owner) {
-      // The client came back before its old connection was found dead: that one is stale.
-      if (ServerConn* old = ctx_.find(h.previous_owner)) {
-        old->session_ = nullptr;
-        old->close_stream(1008, "session resumed on another connection", Cause::local_close);
-      }
-    }
-    session_ = h.session;
-    ctx_.schedule_session_expiry();
-    arm_no_later_than(session_->endpoint.next_deadline());
-    opened_ = true;
-    if (ctx_.server.on_open) ctx_.server.on_open(*this);
+    hello_done(h);
     return;
   }
   auto r = session_->endpoint.receive(type, data, now, sink);
   if (r.kind == resume::Received::Kind::deliver) {
+    if (ctx_.mirror) ctx_.mirror->received(session_->id, r.seq);
     deliver(r.type, r.payload);
   } else if (r.kind == resume::Received::Kind::error) {
     ctx_.server.error("resume from " + peer_ + ": " + r.message);
@@ -120,6 +179,74 @@ void ServerConn::resume_message(MessageType type, std::span<const uint8_t> data)
     return;
   }
   if (session_) arm_no_later_than(session_->endpoint.next_deadline());
+}
+
+void ServerConn::claimed(const resume::SessionId& sid, uint64_t last, ClaimResult& r) {
+  claiming_ = false;
+  if (!is_open()) return;
+  auto sink = [this](MessageType t, std::span<const uint8_t> b) { resume_frame(t, b); };
+  const char* failed = nullptr;
+  resume::Session* s = nullptr;
+  if (r.kind == ClaimResult::Kind::unavailable) {
+    failed = "session store unavailable";
+  } else if (r.kind == ClaimResult::Kind::unknown) {
+    failed = "unknown session";
+  } else if (last > r.out) {
+    failed = "client has messages the session store never had";
+  } else if (r.entries.size() != r.out - last ||
+             (!r.entries.empty() && r.entries.front().seq != last + 1)) {
+    failed = "replay window exceeded";
+  } else if (!(s = ctx_.sessions->adopt(sid, id_))) {
+    failed = "session table full";
+  }
+  resume::HelloResult h;
+  if (failed) {
+    h = ctx_.sessions->fresh_after_failed_resume(id_, failed, sink);
+  } else {
+    s->tag = ctx_.next_session_tag++;
+    s->endpoint.restore(last, r.out, r.in);
+    for (auto& e : r.entries)
+      s->endpoint.stash(e.seq, e.type, protocol::Connection::as_bytes(e.data), loop_.now());
+    s->stream_pos = std::move(r.positions);
+    h = ctx_.sessions->resume_adopted(*s, last, sink);
+  }
+  if (!h.session) {
+    close_stream(1013, "session table full", Cause::local_close);
+    return;
+  }
+  hello_done(h);
+  // What the client sent while the session was loading, in order.
+  auto held = std::move(held_);
+  for (auto& [t, bytes] : held) {
+    if (!is_open()) break;
+    resume_message(t, protocol::Connection::as_bytes(bytes));
+  }
+}
+
+void ServerConn::hello_done(resume::HelloResult& h) {
+  if (h.outcome == resume::Received::Outcome::resumed) {
+    counters().resumes.add();
+    counters().resume_replays.add(h.replayed);
+  } else if (h.outcome == resume::Received::Outcome::resume_failed) {
+    counters().resume_failures.add();
+  }
+  if (h.previous_owner) {
+    // The client came back before its old connection was found dead: that one is stale.
+    if (ServerConn* old = ctx_.find(h.previous_owner)) {
+      old->session_ = nullptr;
+      old->close_stream(1008, "session resumed on another connection", Cause::local_close);
+    }
+  }
+  session_ = h.session;
+  if (session_->tag == 0) {
+    session_->tag = ctx_.next_session_tag++;
+    if (ctx_.mirror && h.outcome != resume::Received::Outcome::resumed)
+      ctx_.mirror->created(session_->id);
+  }
+  ctx_.schedule_session_expiry();
+  arm_no_later_than(session_->endpoint.next_deadline());
+  opened_ = true;
+  if (ctx_.server.on_open) ctx_.server.on_open(*this);
 }
 
 loop::TimePoint ServerConn::stream_deadline() const {
@@ -144,9 +271,10 @@ void ServerConn::stream_close(const CloseInfo& info) {
   if (session_) {
     // A clean 1000 ends the session; a protocol failure cannot be trusted to resume; anything
     // else (network error, heartbeat timeout, going away) keeps it for the window.
-    if ((info.code == 1000 && info.was_clean) || info.code == 1002)
+    if ((info.code == 1000 && info.was_clean) || info.code == 1002) {
+      if (ctx_.mirror) ctx_.mirror->ended(session_->id);
       ctx_.sessions->end(*session_);
-    else
+    } else
       ctx_.sessions->detach(*session_, id_, loop_.now());
     session_ = nullptr;
     ctx_.schedule_session_expiry();
@@ -161,7 +289,31 @@ void ServerConn::stream_close(const CloseInfo& info) {
 void ServerConn::on_http_request(const protocol::HttpHead& request, std::string& response) {
   std::string_view target = request.target;
   if (request.method == "GET" && (target == "/healthz" || target.starts_with("/healthz?"))) {
-    response = protocol::http_response(200, "Content-Type: text/plain\r\n", "ok\n");
+    // Still 200 with Redis down: this node serves its own connections (a load balancer should
+    // keep sending it traffic); the body and header say what is degraded.
+    if (ctx_.server.redis_up.load(std::memory_order_relaxed) == 0)
+      response =
+          protocol::http_response(200, "Content-Type: text/plain\r\nX-Tether-Redis: down\r\n",
+                                  "degraded: redis down (local delivery only)\n");
+    else
+      response = protocol::http_response(200, "Content-Type: text/plain\r\n", "ok\n");
+    return;
+  }
+  // Prometheus metrics: on the metrics port when there is one, else on this one.
+  const auto& o = ctx_.server.opts;
+  const std::string_view metrics_path =
+      metrics_only_ ? (o.metrics_path.empty() ? std::string_view("/metrics") : o.metrics_path)
+                    : (o.metrics_port == 0 ? std::string_view(o.metrics_path) : std::string_view());
+  if ((request.method == "GET" || request.method == "HEAD") && !metrics_path.empty() &&
+      target.substr(0, target.find('?')) == metrics_path) {
+    const std::string headers =
+        "Content-Type: " + std::string(metrics::content_type) + "\r\nCache-Control: no-cache\r\n";
+    response = protocol::http_response(200, headers, render_metrics(ctx_.server));
+    if (request.method == "HEAD") response.resize(response.find("\r\n\r\n") + 4);
+    return;
+  }
+  if (metrics_only_) {
+    response = protocol::http_response(404, "Content-Type: text/plain\r\n", "not found\n");
     return;
   }
   // Built-in pages (/tether.js, add_page()), then files from --static DIR, else 426.

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "resume/session_store.hpp"
+#include "server/session_mirror.hpp"
 #include "stream/ws_stream.hpp"
 #include "tether/server.hpp"
 
@@ -15,7 +16,10 @@ struct LoopContext;
 class ServerConn final : public Connection, public WsStream {
  public:
   // `busy`: over a connection limit; the handshake will be answered 503.
-  ServerConn(LoopContext& ctx, uint64_t id, std::string peer, std::string ip, bool busy);
+  // `metrics_only`: accepted on ServerOptions::metrics_port: serves /metrics and /healthz,
+  // refuses upgrades (404), is not counted against the limits nor in the loop's metrics.
+  ServerConn(LoopContext& ctx, uint64_t id, std::string peer, std::string ip, bool busy,
+             bool metrics_only = false);
 
   // tether::Connection
   uint64_t id() const override { return id_; }
@@ -26,9 +30,11 @@ class ServerConn final : public Connection, public WsStream {
   void close(uint16_t code, std::string_view reason) override { close_stream(code, reason); }
   std::size_t buffered_amount() const override { return buffered(); }
   std::optional<std::chrono::nanoseconds> rtt() const override { return last_rtt(); }
+  ConnectionStats stats() const override { return WsStream::stats(); }
 
   const std::string& ip() const { return ip_; }
-  bool admitted() const { return !busy_; }  // counted against the limits (released on retire)
+  // Counted against the limits (released on retire).
+  bool admitted() const { return !busy_ && !metrics_only_; }
   bool in_flush_list = false;
   bool retired = false;  // socket gone, deleted at the end of the loop iteration
   LoopContext& context() { return ctx_; }
@@ -36,6 +42,12 @@ class ServerConn final : public Connection, public WsStream {
   // Fan-out: queue a frame encoded once for many (plain connections), or send the message
   // through the resume session (numbered per session).
   void send_prepared(std::span<const uint8_t> frame, std::string_view data, MessageType type);
+  // The resume session this connection carries (tether.resume.v1 after its hello), else null.
+  resume::Session* resume_session() const { return resume_ ? session_ : nullptr; }
+  // Numbers and writes one message of the session now (session_glue.cpp decides when).
+  void session_emit(MessageType type, std::string_view data);
+  // Another node owns the session now (its Redis writes were refused): end it here.
+  void session_moved();
 
  private:
   void stream_open() override;
@@ -50,12 +62,19 @@ class ServerConn final : public Connection, public WsStream {
   void resume_frame(MessageType type, std::span<const uint8_t> bytes);
   void resume_message(MessageType type, std::span<const uint8_t> data);
   void deliver(MessageType type, std::span<const uint8_t> data);
+  // After a hello: counters, the previous owner, the application's on_open.
+  void hello_done(resume::HelloResult& h);
+  // The claim of a session from Redis came back (a hello for a session not on this loop).
+  void claimed(const resume::SessionId& sid, uint64_t last, ClaimResult& r);
+  bool claiming_ = false;
+  std::vector<std::pair<MessageType, std::string>> held_;  // received while claiming
 
   LoopContext& ctx_;
   uint64_t id_;
   std::string peer_;
   std::string ip_;
   bool busy_ = false;
+  bool metrics_only_ = false;
   bool opened_ = false;  // the application has seen on_open
   bool resume_ = false;  // tether.resume.v1 negotiated
   resume::Session* session_ = nullptr;

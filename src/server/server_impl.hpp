@@ -15,6 +15,8 @@
 namespace tether::detail {
 
 struct LoopContext;
+class RedisEngine;
+class MetricsListener;
 
 struct ServerImpl {
   explicit ServerImpl(ServerOptions o);
@@ -34,6 +36,8 @@ struct ServerImpl {
   std::function<void(std::string_view)> on_error;
 
   std::vector<std::unique_ptr<LoopContext>> loops;
+  // ServerOptions::metrics_port: on loop 0; declared after `loops`, so destroyed before them.
+  std::unique_ptr<MetricsListener> metrics_listener;
   std::atomic<uint64_t> next_id{1};
   // Admitted connections (handshakes in progress included), and per client IP when
   // max_connections_per_ip is set (accepts are not a hot path: a mutex is fine).
@@ -51,10 +55,18 @@ struct ServerImpl {
   // Handshake policy for connections over a limit: every upgrade is answered 503.
   protocol::ServerHandshakeConfig handshake_busy;
   std::shared_ptr<tls::Context> tls;  // set by listen() when opts.tls names a certificate
+  // Redis (opts.redis_url): the engine lives on loop 0; -1 = not configured, 0 down, 1 up.
+  std::unique_ptr<RedisEngine> redis;
+  std::atomic<int> redis_up{-1};
+  std::atomic<uint64_t> redis_reconnects{0};
+  std::atomic<uint64_t> redis_publish_failures{0};
   std::atomic<bool> stop_requested{false};
   uint16_t port = 0;
   bool listening = false;
 
+  // Delivers a topic message to this node's subscribers on every loop (thread-safe).
+  void deliver_everywhere(std::string_view topic, std::string_view data, MessageType type,
+                          std::string_view stream_id = {}, int audience = 0);
   void error(std::string_view what) {
     if (on_error) on_error(what);
   }

@@ -19,6 +19,12 @@ constexpr uint32_t kReadEvents = EPOLLIN | EPOLLRDHUP;
 long long whole_ms(loop::Duration d) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(d).count();
 }
+
+metrics::StreamCounters* counters_or_sink(metrics::StreamCounters* c) {
+  // Streams made without counters count into one shared sink that nobody reads.
+  static metrics::StreamCounters sink;
+  return c ? c : &sink;
+}
 }  // namespace
 
 WsStream::WsStream(loop::EventLoop& loop, const StreamConfig& config, protocol::Random& rng,
@@ -29,6 +35,7 @@ WsStream::WsStream(loop::EventLoop& loop, const StreamConfig& config, protocol::
       live_(config_.liveness, loop.now()),
       control_budget_(config_.max_control_per_second, config_.max_control_per_second, loop.now()),
       read_buffer_(read_buffer) {
+  config_.counters = counters_or_sink(config_.counters);
   timer_.set_callback([](loop::Timer&, void* self) { static_cast<WsStream*>(self)->on_timer(); },
                       this);
 }
@@ -38,10 +45,30 @@ WsStream::~WsStream() {
     loop_.remove(fd_);
     loop::close_fd(fd_);
   }
+  config_.counters->send_queue_bytes.move(queue_reported_, 0);
+}
+
+ConnectionStats WsStream::stats() const {
+  ConnectionStats s;
+  s.bytes_received = bytes_received_;
+  s.bytes_sent = bytes_sent_;
+  s.messages_received = messages_received_;
+  s.messages_sent = messages_sent_;
+  if (was_open_) s.handshake_duration = opened_at_ - attached_at_;
+  if (attached_at_ != loop::TimePoint{}) s.age = loop_.now() - attached_at_;
+  return s;
+}
+
+void WsStream::report_queue() {
+  const std::size_t q = fd_ >= 0 ? buffered() : 0;
+  if (q == queue_reported_) return;
+  config_.counters->send_queue_bytes.move(queue_reported_, q);
+  queue_reported_ = q;
 }
 
 std::error_code WsStream::attach(int fd, bool connecting) {
   fd_ = fd;
+  attached_at_ = loop_.now();
   if (config_.tls)
     tls_ = std::make_unique<tls::Session>(config_.tls, proto_.role() == protocol::Role::server,
                                           config_.tls_host);
@@ -69,6 +96,7 @@ SendStatus WsStream::send_message(std::string_view data, MessageType type) {
   if (fd_ < 0 || proto_.state() != protocol::State::open) return SendStatus::dropped;
   if (proto_.out().size() + data.size() > config_.send_buffer_max) {
     // The peer is not reading: bounded memory means this message cannot be queued.
+    config_.counters->drop(metrics::DropReason::send_buffer_full);
     if (config_.close_on_overflow)
       close_stream(1008, "send buffer full: peer not reading", Cause::local_close);
     return SendStatus::dropped;
@@ -76,6 +104,8 @@ SendStatus WsStream::send_message(std::string_view data, MessageType type) {
   proto_.send(type == MessageType::text ? codec::Opcode::text : codec::Opcode::binary,
               protocol::Connection::as_bytes(data));
   live_.message(loop_.now());
+  ++messages_sent_;
+  config_.counters->messages_sent.add();
   if (!in_io_) stream_schedule_flush();
   return proto_.out().size() > config_.send_buffer_limit ? SendStatus::backpressure
                                                          : SendStatus::success;
@@ -130,6 +160,8 @@ void WsStream::read_some() {
     ssize_t n = ::recv(fd_, read_buffer_.data(), read_buffer_.size(), 0);
     if (n > 0) {
       live_.received(loop_.now());  // any inbound byte is life
+      bytes_received_ += static_cast<uint64_t>(n);
+      config_.counters->bytes_received.add(static_cast<uint64_t>(n));
       if (tls_) {
         if (!receive_tls(static_cast<std::size_t>(n))) break;
       } else {
@@ -185,7 +217,11 @@ void WsStream::tls_failed() {
 long WsStream::write_some(std::span<const uint8_t> bytes, bool& blocked) {
   for (;;) {
     ssize_t n = ::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL);
-    if (n >= 0) return n;
+    if (n >= 0) {
+      bytes_sent_ += static_cast<uint64_t>(n);
+      config_.counters->bytes_sent.add(static_cast<uint64_t>(n));
+      return n;
+    }
     if (errno == EINTR) continue;
     if (errno == EAGAIN || errno == EWOULDBLOCK) {
       blocked = true;
@@ -222,6 +258,7 @@ void WsStream::flush() {
   }
   if (wrote) live_.sent(loop_.now());
   set_blocked(blocked);
+  report_queue();
   if (!blocked && proto_.should_close_transport()) detach();
 }
 
@@ -260,6 +297,7 @@ void WsStream::flush_tls() {
   }
   if (wrote) live_.sent(loop_.now());
   set_blocked(blocked);
+  report_queue();
   if (!blocked && proto_.should_close_transport()) detach();
 }
 
@@ -269,18 +307,24 @@ void WsStream::detach() {
   loop_.remove(fd_);
   loop::close_fd(fd_);
   fd_ = -1;
+  report_queue();  // nothing queued on a closed socket counts any more
   live_.done();
   stream_detached();
 }
 
 void WsStream::on_open() {
   live_.opened(loop_.now());
+  was_open_ = true;
+  opened_at_ = loop_.now();
+  config_.counters->opened.add();
   rearm();
   stream_open();
 }
 
 void WsStream::on_message(codec::Opcode type, std::span<const uint8_t> data) {
   live_.message(loop_.now());
+  ++messages_received_;
+  config_.counters->messages_received.add();
   stream_message(type, data);
 }
 
@@ -297,6 +341,9 @@ void WsStream::on_pong(std::span<const uint8_t> payload) {
   count_control();
   if (auto rtt = liveness::rtt_from_pong(payload, loop_.now())) {
     rtt_ = *rtt;
+    config_.counters->rtt.observe(static_cast<uint64_t>(
+        std::chrono::duration_cast<std::chrono::nanoseconds>(std::max(*rtt, loop::Duration::zero()))
+            .count()));
     stream_rtt(*rtt);
   }
 }
@@ -304,6 +351,12 @@ void WsStream::on_pong(std::span<const uint8_t> payload) {
 void WsStream::on_close(const CloseInfo& info) {
   live_.done();
   loop_.timers().cancel(timer_);
+  if (was_open_)
+    config_.counters->closed_with(info.cause, info.code);
+  else if (const int status = proto_.rejected_status())
+    config_.counters->rejected_handshakes[metrics::status_bucket(status)].add();
+  else
+    config_.counters->failed_handshakes[static_cast<std::size_t>(info.cause)].add();
   stream_close(info);
 }
 

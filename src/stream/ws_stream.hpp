@@ -15,8 +15,10 @@
 #include "limits/token_bucket.hpp"
 #include "liveness/liveness.hpp"
 #include "loop/event_loop.hpp"
+#include "metrics/counters.hpp"
 #include "protocol/connection.hpp"
 #include "tether/message.hpp"
+#include "tether/metrics.hpp"
 #include "tls/tls.hpp"
 
 namespace tether::detail {
@@ -36,6 +38,9 @@ struct StreamConfig {
   // the client's SNI / certificate name.
   std::shared_ptr<tls::Context> tls;
   std::string tls_host;
+  // Where traffic, opens, closes, RTTs and drops are counted: the loop's (server) or the
+  // client's. Must outlive the stream; nullptr: counted nowhere.
+  metrics::StreamCounters* counters = nullptr;
 };
 
 class WsStream : public loop::IoHandler, public protocol::Handler {
@@ -58,7 +63,11 @@ class WsStream : public loop::IoHandler, public protocol::Handler {
   // Sends a heartbeat ping now (its pong yields an RTT sample). false when not open.
   bool ping_now(loop::TimePoint due = loop::TimePoint::max());
   // An application message was queued by other means (a pre-encoded fan-out frame).
-  void note_message_sent() { live_.message(loop_.now()); }
+  void note_message_sent() {
+    live_.message(loop_.now());
+    ++messages_sent_;
+    config_.counters->messages_sent.add();
+  }
   // The owner's deadline (stream_deadline) may have moved earlier: re-arm if the timer would
   // fire too late. Costs nothing when it would not.
   void arm_no_later_than(loop::TimePoint t);
@@ -69,6 +78,9 @@ class WsStream : public loop::IoHandler, public protocol::Handler {
   bool is_open() const { return proto_.state() == protocol::State::open; }
   protocol::Connection& protocol() { return proto_; }
   const protocol::Connection& protocol() const { return proto_; }
+  metrics::StreamCounters& counters() { return *config_.counters; }
+  // This connection's traffic and timing (tether serve logs them on close).
+  ConnectionStats stats() const;
 
  protected:
   // What the owner (server connection or client) hears about.
@@ -109,6 +121,8 @@ class WsStream : public loop::IoHandler, public protocol::Handler {
   void detach();
   void on_timer();
   void rearm();
+  // tether_send_queue_bytes: moves the loop's gauge by this stream's change since last time.
+  void report_queue();
 
   StreamConfig config_;
   protocol::Connection proto_;
@@ -118,11 +132,17 @@ class WsStream : public loop::IoHandler, public protocol::Handler {
   std::span<uint8_t> read_buffer_;
   std::optional<loop::Duration> rtt_;
   std::unique_ptr<tls::Session> tls_;
+  // Metrics: config_.counters (never null here) is the loop's or client's; this connection's
+  // own are 56 bytes: the traffic totals, two timestamps, its share of the send-queue gauge.
+  uint64_t bytes_received_ = 0, bytes_sent_ = 0, messages_received_ = 0, messages_sent_ = 0;
+  loop::TimePoint attached_at_{}, opened_at_{};
+  std::size_t queue_reported_ = 0;
   int fd_ = -1;
   uint32_t ping_seq_ = 0;
   bool connecting_ = false;
   bool in_io_ = false;
   bool want_write_ = false;
+  bool was_open_ = false;  // the upgrade completed (closes are counted apart from failed ones)
 };
 
 }  // namespace tether::detail

@@ -75,7 +75,9 @@ def lines_of(proc):
 
 
 def start_tether(tether, *extra):
-    p = spawn([tether, "serve", "--host", "127.0.0.1", "--port", "0", "--mode", "echo", *extra])
+    # --log-level warn: the per-connection info lines would fill the unread stderr pipe.
+    p = spawn([tether, "serve", "--host", "127.0.0.1", "--port", "0", "--mode", "echo",
+               "--log-level", "warn", *extra])
     q = lines_of(p)
     try:
         first = q.get(timeout=10)

@@ -641,7 +641,9 @@ TEST(Rfc7692, Sec7_2_3_6_EmptyMessagesRoundTripWithEveryContextMode) {
                                  std::string("Hello")}) {
       Bytes wire, out;
       ASSERT_TRUE(tx.compress(bytes(m), wire));
-      if (m.empty()) EXPECT_EQ(wire, Bytes{0x00});
+      if (m.empty()) {
+        EXPECT_EQ(wire, Bytes{0x00});
+      }
       ASSERT_EQ(inflate_message(rx, wire, out), InflateStatus::ok);
       EXPECT_EQ(str(out), m);
     }

@@ -76,7 +76,7 @@ TEST(RedisLink, PublishReachesPatternSubscriber) {
   Link pub(loop, config_for(redis), rng), sub(loop, config_for(redis), rng);
   std::vector<std::pair<std::string, std::string>> msgs;
   sub.psubscribe({"t:*"}, [&](std::string_view ch, std::string_view payload) {
-    msgs.emplace_back(ch, payload);
+    if (ch != "t:warmup") msgs.emplace_back(ch, payload);  // warmups may still be arriving
   });
   pub.start();
   sub.start();
@@ -92,7 +92,6 @@ TEST(RedisLink, PublishReachesPatternSubscriber) {
     run_until(loop, [&] { return done; });
   }
   ASSERT_EQ(receivers, 1);
-  msgs.clear();
   for (int i = 0; i < 100; ++i) pub.command({"PUBLISH", "t:x", std::to_string(i)}, nullptr);
   ASSERT_TRUE(run_until(loop, [&] { return msgs.size() == 100; }));
   for (int i = 0; i < 100; ++i) {

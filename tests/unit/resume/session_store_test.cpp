@@ -284,3 +284,51 @@ TEST(Table, FullTableWithEverySessionAttachedRefusesWith1013) {
 }
 
 }  // namespace
+
+namespace {
+
+// Several nodes (Redis, docs/deploy.md): a session made on one store is carried on by another
+// from what the shared store kept: the numbers continue, the client gets what it missed.
+TEST(ServerHello, AdoptedSessionContinuesTheNumberingAndReplaysTheRest) {
+  Server a, b;
+  Session* on_a = a.hello(Hello{}, 1).session;
+  for (auto m : {"a", "b", "c", "d"}) a.send(*on_a, m);
+  Recorder ignored;
+  on_a->endpoint.receive(MessageType::text, bytes_of("M1,2;x"), t0, ignored);  // acks 2
+  // Node A dies. The shared store has out=4, in=1 and messages 3..4 (acked ones trimmed); the
+  // client last saw 3.
+  Session* on_b = b.store.adopt(sid(first_id), 9);
+  ASSERT_NE(on_b, nullptr);
+  EXPECT_EQ(b.store.adopt(sid(first_id), 9), nullptr);  // already here
+  on_b->endpoint.restore(3, 4, 1);
+  on_b->endpoint.stash(4, MessageType::text, bytes_of("d"), t0);
+  b.out.clear();
+  HelloResult r = b.store.resume_adopted(*on_b, 3, b.out);
+  EXPECT_EQ(r.outcome, Outcome::resumed);
+  EXPECT_EQ(r.replayed, 1u);
+  b.send(*on_b, "e");
+  EXPECT_EQ(
+      b.out.texts(),
+      (std::vector<std::string>{
+          R"(W{"v":1,"session":"000102030405060708090a0b0c0d0e0f","resumed":true,"last":1,"reason":""})",
+          "M4,1;d", "M5,1;e"}));
+  // The client's next message is 2: 1 was delivered on A and is a duplicate here.
+  auto dup = on_b->endpoint.receive(MessageType::text, bytes_of("M1,5;x"), t0, ignored);
+  EXPECT_EQ(dup.kind, Received::Kind::duplicate);
+  auto next = on_b->endpoint.receive(MessageType::text, bytes_of("M2,5;y"), t0, ignored);
+  EXPECT_EQ(next.kind, Received::Kind::deliver);
+}
+
+TEST(ServerHello, FailedSharedResumeStartsAFreshSessionAndSaysWhy) {
+  Server b;
+  HelloResult r = b.store.fresh_after_failed_resume(4, "unknown session", b.out);
+  ASSERT_NE(r.session, nullptr);
+  EXPECT_EQ(r.outcome, Outcome::resume_failed);
+  EXPECT_EQ(r.session->owner, 4u);
+  EXPECT_EQ(
+      b.out.texts(),
+      (std::vector<std::string>{
+          R"(W{"v":1,"session":"000102030405060708090a0b0c0d0e0f","resumed":false,"last":0,"reason":"unknown session"})"}));
+}
+
+}  // namespace

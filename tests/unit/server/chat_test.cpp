@@ -31,8 +31,7 @@ class Peer {
     for (;;) {
       uint8_t opcode = 0;
       std::string payload;
-      if (!raw_.read_frame(opcode, payload) || opcode == 0x8)
-        return json(json::value_t::discarded);
+      if (!raw_.read_frame(opcode, payload) || opcode == 0x8) return json(json::value_t::discarded);
       if (opcode == 0x1) return json::parse(payload, nullptr, false);
     }
   }

@@ -308,16 +308,17 @@ TEST(Limits, DescriptorExhaustionPausesAcceptingAndKeepsServing) {
   LimitServer s([](tether::ServerOptions& o) { o.max_connections_per_ip = 0; });
   RawPeer bystander(s.port());
   ASSERT_TRUE(bystander.upgrade());
+  // This process is also the server: the five client sockets take their descriptors first,
+  // then the limit leaves none, then they connect. The server's accept() has nothing left.
+  std::vector<std::unique_ptr<RawPeer>> waiting;
+  for (int i = 0; i < 5; ++i)
+    waiting.push_back(std::make_unique<RawPeer>(s.port(), nullptr, /*connect_now=*/false));
   rlimit old{};
   ASSERT_EQ(getrlimit(RLIMIT_NOFILE, &old), 0);
-  // Room for exactly the five client sockets below (this process is also the server): the
-  // server's accept() has no descriptor left for them.
   rlimit tight = old;
-  tight.rlim_cur = static_cast<rlim_t>(open_fds() + 5);
+  tight.rlim_cur = static_cast<rlim_t>(open_fds());
   ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &tight), 0);
-  std::vector<std::unique_ptr<RawPeer>> waiting;
-  for (int i = 0; i < 5; ++i) waiting.push_back(std::make_unique<RawPeer>(s.port()));
-  EXPECT_TRUE(waiting.back()->connected());
+  for (auto& p : waiting) EXPECT_TRUE(p->connect());
   std::this_thread::sleep_for(500ms);  // observe the loop while it cannot accept
   int accept_errors = 0;
   {

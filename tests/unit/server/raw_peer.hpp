@@ -22,7 +22,10 @@ class RawPeer {
  public:
   // `source`: the local address to connect from (another loopback address such as 127.0.0.2
   // looks like a second client host to the server).
-  explicit RawPeer(uint16_t port, const char* source = nullptr) {
+  // `connect_now` false: the socket exists (its descriptor is taken) but connect() waits for
+  // connect().
+  explicit RawPeer(uint16_t port, const char* source = nullptr, bool connect_now = true)
+      : port_(port) {
     fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
     timeval tv{5, 0};
     setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
@@ -32,17 +35,25 @@ class RawPeer {
       inet_pton(AF_INET, source, &s.sin_addr);
       ::bind(fd_, reinterpret_cast<sockaddr*>(&s), sizeof s);
     }
+    if (connect_now) connect();
+  }
+  bool connect() {
     sockaddr_in a{};
     a.sin_family = AF_INET;
-    a.sin_port = htons(port);
+    a.sin_port = htons(port_);
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     connected_ = ::connect(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
+    return connected_;
   }
   ~RawPeer() { ::close(fd_); }
   bool connected() const { return connected_; }
   void write(std::string_view s) {
     ASSERT_EQ(::send(fd_, s.data(), s.size(), MSG_NOSIGNAL), (ssize_t)s.size());
+    bytes_sent_ += s.size();
   }
+  // Every byte written and read on this socket (metrics tests compare them with the server's).
+  std::size_t bytes_sent() const { return bytes_sent_; }
+  std::size_t bytes_received() const { return bytes_received_; }
   // Reads until `pred(buffer)` or EOF/timeout. Returns the buffer.
   const std::string& read_until(const std::function<bool(const std::string&)>& pred) {
     char tmp[4096];
@@ -53,6 +64,7 @@ class RawPeer {
         break;
       }
       buf_.append(tmp, static_cast<size_t>(n));
+      bytes_received_ += static_cast<size_t>(n);
     }
     return buf_;
   }
@@ -98,9 +110,11 @@ class RawPeer {
 
  private:
   int fd_;
+  uint16_t port_;
   bool connected_ = false;
   bool eof_ = false;
   std::string buf_;
+  std::size_t bytes_sent_ = 0, bytes_received_ = 0;
 };
 
 inline std::string frame(uint8_t first_byte, std::string_view payload, bool masked = true) {
