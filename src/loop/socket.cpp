@@ -4,6 +4,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -43,8 +44,18 @@ AddrInfoPtr resolve(const std::string& host, uint16_t port, bool passive, std::e
   hints.ai_flags = AI_NUMERICSERV | (passive ? AI_PASSIVE : 0);
   const std::string service = std::to_string(port);
   addrinfo* res = nullptr;
-  // Empty host with AI_PASSIVE: the wildcard address.
-  const int rc = getaddrinfo(host.empty() ? nullptr : host.c_str(), service.c_str(), &hints, &res);
+  // RFC 6761 §6.3: "localhost" and names under it are the loopback addresses, whatever the
+  // resolver says (a minimal system may have no /etc/hosts): getaddrinfo with no host and no
+  // AI_PASSIVE gives exactly those.
+  std::string_view h = host;
+  if (h.size() >= 9 && strncasecmp(h.data() + h.size() - 9, "localhost", 9) == 0 &&
+      (h.size() == 9 || h[h.size() - 10] == '.')) {
+    hints.ai_flags = AI_NUMERICSERV;
+    h = {};
+  } else if (h.empty()) {
+    h = {};  // with AI_PASSIVE: the wildcard address
+  }
+  const int rc = getaddrinfo(h.empty() ? nullptr : host.c_str(), service.c_str(), &hints, &res);
   if (rc != 0) {
     ec = gai_error(rc);
     return nullptr;

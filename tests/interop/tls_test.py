@@ -193,6 +193,11 @@ class TlsServe:
 
 
 async def wss_connect(url, ctx, **kw):
+    # "localhost" is what the certificate names and what SNI says, but the TCP connection goes
+    # to 127.0.0.1: a minimal Debian root has no /etc/hosts, so "localhost" may not resolve.
+    if "://localhost:" in url:
+        kw.setdefault("host", "127.0.0.1")
+        kw.setdefault("server_hostname", "localhost")
     return await asyncio.wait_for(websockets.connect(url, ssl=ctx, **CONNECT_OPTS, **kw), STEP_TIMEOUT)
 
 
@@ -241,8 +246,17 @@ async def close_with(server, ctx, code):
     return None
 
 
+class _HTTPSTo127(http.client.HTTPSConnection):
+    """HTTPS with the certificate name (and SNI) `host` over a TCP connection to 127.0.0.1
+    (no dependence on "localhost" resolving: a minimal Debian root has no /etc/hosts)."""
+
+    def connect(self):
+        sock = socket.create_connection(("127.0.0.1", self.port), self.timeout)
+        self.sock = self._context.wrap_socket(sock, server_hostname=self.host)
+
+
 def https_get(port, ctx, path, host="localhost"):
-    conn = http.client.HTTPSConnection(host, port, context=ctx, timeout=STEP_TIMEOUT)
+    conn = _HTTPSTo127(host, port, context=ctx, timeout=STEP_TIMEOUT)
     try:
         conn.request("GET", path)
         resp = conn.getresponse()
