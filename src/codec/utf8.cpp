@@ -6,6 +6,10 @@
 #include <array>
 #include <cstring>
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 namespace tether::codec {
 namespace {
 
@@ -114,37 +118,101 @@ static_assert(byte_class[0xF5] == cls::invalid && byte_class[0xFF] == cls::inval
 static_assert(transitions[st::after_ed * cls::count + cls::cont_a0_bf] == reject);
 static_assert(transitions[st::after_f4 * cls::count + cls::cont_90_9f] == reject);
 
-constexpr uint64_t high_bits = 0x8080808080808080ull;
+// The DFA again as a shift-based table (one 64-bit row per byte value): state i is stored as
+// the shift i * kBits, and row[b] holds, at bit kBits * i, the shift of the state that byte b
+// leads to from state i. A step is then `(row[b] >> state) & 63`: the row load does not depend
+// on the state, so the chain from one byte to the next is a shift and a mask (about 2 cycles)
+// instead of the index arithmetic and dependent load of the two-table form above.
+constexpr unsigned kBits = 6;
+constexpr unsigned kRejectIndex = st::count;  // 8: one more state after the 8 above
+constexpr uint64_t kRejectShift = kRejectIndex * kBits;
+static_assert(kRejectShift + kBits <= 64, "9 states of 6 bits fit a 64-bit row");
+
+constexpr std::array<uint64_t, 256> make_rows() {
+  std::array<uint64_t, 256> rows{};
+  for (unsigned b = 0; b < 256; ++b) {
+    uint64_t row = uint64_t{kRejectShift} << kRejectShift;  // reject is absorbing
+    for (unsigned s = 0; s < st::count; ++s) {
+      const uint8_t next = transitions[s * cls::count + byte_class[b]];
+      const uint64_t index = next == reject ? kRejectIndex : next;
+      row |= (index * kBits) << (s * kBits);
+    }
+    rows[b] = row;
+  }
+  return rows;
+}
+
+constexpr auto rows = make_rows();
+
+constexpr uint64_t step(uint64_t state, uint8_t byte) { return (rows[byte] >> state) & 63; }
+static_assert(step(0, 'a') == 0 && step(0, 0xC3) == st::need1 * kBits);
+static_assert(step(st::need1 * kBits, 0xA9) == 0 && step(0, 0xC0) == kRejectShift);
+static_assert(step(kRejectShift, 'a') == kRejectShift);
+
+// ASCII needs no DFA: returns the first position at or after `p` that may hold a byte >= 0x80
+// (whole 16-byte blocks, then words, then single bytes are skipped).
+const uint8_t* skip_ascii(const uint8_t* p, const uint8_t* end) {
+#if defined(__SSE2__)
+  // 64 bytes per test: OR four 16-byte loads, then one pmovmskb of the high bits.
+  auto load = [](const uint8_t* q) { return _mm_loadu_si128(reinterpret_cast<const __m128i*>(q)); };
+  while (end - p >= 64) {
+    const __m128i v =
+        _mm_or_si128(_mm_or_si128(load(p), load(p + 16)), _mm_or_si128(load(p + 32), load(p + 48)));
+    if (_mm_movemask_epi8(v) != 0) break;
+    p += 64;
+  }
+  while (end - p >= 16 && _mm_movemask_epi8(load(p)) == 0) p += 16;
+#elif defined(__GNUC__)
+  // The same with GCC/Clang vector extensions (NEON on ARM, words elsewhere).
+  typedef uint8_t Bytes16 __attribute__((vector_size(16)));
+  auto load = [](const uint8_t* q) {
+    Bytes16 v;
+    std::memcpy(&v, q, 16);
+    return v;
+  };
+  auto any_high = [](Bytes16 v) {
+    uint64_t w[2];
+    std::memcpy(w, &v, 16);
+    return ((w[0] | w[1]) & 0x8080808080808080ull) != 0;
+  };
+  while (end - p >= 64 && !any_high(load(p) | load(p + 16) | load(p + 32) | load(p + 48))) p += 64;
+  while (end - p >= 16 && !any_high(load(p))) p += 16;
+#endif
+  while (end - p >= 8) {
+    uint64_t w;
+    std::memcpy(&w, p, 8);
+    if ((w & 0x8080808080808080ull) != 0) break;
+    p += 8;
+  }
+  while (p != end && *p < 0x80) ++p;
+  return p;
+}
 
 }  // namespace
 
 bool Utf8Validator::feed(std::span<const uint8_t> bytes) {
-  static_assert(reject == reject_, "the DFA's reject state must match Utf8Validator::reject_");
+  static_assert(kRejectShift == reject_, "the reject state must match Utf8Validator::reject_");
   if (state_ == reject_) return false;
 
   const uint8_t* p = bytes.data();
   const uint8_t* const end = p + bytes.size();
-  uint32_t state = state_;
+  uint64_t state = state_;  // already a shift (utf8.hpp)
   while (p != end) {
-    // ASCII fast path: between characters, skip whole 8-byte words with no high bit set.
-    // Entered only on an ASCII byte so non-Latin text does not pay for a failing word test.
-    if (state == st::accept && *p < 0x80) {
-      while (end - p >= 8) {
-        uint64_t w;
-        std::memcpy(&w, p, 8);
-        if ((w & high_bits) != 0) break;
-        p += 8;
-      }
+    // Between characters, ASCII runs are skipped without the DFA.
+    if (state == 0) {
+      p = skip_ascii(p, end);
       if (p == end) break;
     }
-    state = transitions[state * cls::count + byte_class[*p]];
-    ++p;
-    if (state == reject) {
+    // Then up to 32 bytes through the DFA with no branch per byte; reject is absorbing, so one
+    // check per block still fails the feed() that holds the first bad byte (fail-fast per call).
+    const uint8_t* const stop = end - p > 32 ? p + 32 : end;
+    while (p != stop) state = step(state, *p++);
+    if (state == kRejectShift) {
       state_ = reject_;
       return false;
     }
   }
-  state_ = state;
+  state_ = static_cast<uint32_t>(state);
   return true;
 }
 

@@ -20,7 +20,9 @@ class Utf8Validator {
   void reset() { state_ = 0; }
 
  private:
-  static constexpr uint8_t reject_ = 0xFF;  // implementation may change the representation
+  // The DFA state as utf8.cpp's shift-based table holds it (state index * 6; 0 = between
+  // characters, 48 = reject); the implementation may change the representation.
+  static constexpr uint8_t reject_ = 48;
   uint32_t state_ = 0;
 };
 

@@ -42,6 +42,10 @@ struct EventLoop::Impl {
   std::vector<Registration> regs;  // indexed by fd
   std::vector<epoll_event> events = std::vector<epoll_event>(kMaxEvents);
   std::vector<std::function<void()>> deferred;
+  // The batches being run, kept between iterations: swapping with a kept (empty) vector leaves
+  // both with their capacity, so deferring and posting allocate nothing in steady state (a
+  // fresh local vector would hand `deferred` an empty one to grow again on every flush).
+  std::vector<std::function<void()>> deferred_batch, posted_batch;
   std::vector<uint8_t> read_buf;  // see read_buffer()
   std::atomic<std::thread::id> owner;
 
@@ -50,6 +54,9 @@ struct EventLoop::Impl {
 
   explicit Impl(const ClockSource* c) : clock(c != nullptr ? c : &default_clock()) {
     owner.store(std::this_thread::get_id(), std::memory_order_relaxed);
+    // Room for a busy iteration up front (1 KiB), so a first burst (several sends from timers
+    // at once) does not grow these mid-traffic.
+    for (auto* v : {&deferred, &deferred_batch, &posted, &posted_batch}) v->reserve(8);
     epoll_fd = epoll_create1(EPOLL_CLOEXEC);
     if (epoll_fd < 0) throw std::system_error(last_error(), "epoll_create1");
     wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -86,23 +93,27 @@ struct EventLoop::Impl {
   }
 
   std::size_t run_posted() {
-    std::vector<std::function<void()>> batch;
+    posted_batch.clear();
     {
       std::lock_guard lock(post_mu);
-      batch.swap(posted);
+      posted_batch.swap(posted);
     }
-    for (auto& fn : batch) fn();
-    return batch.size();
+    for (auto& fn : posted_batch) fn();
+    const std::size_t n = posted_batch.size();
+    posted_batch.clear();
+    return n;
   }
 
   // Runs the callbacks queued so far; ones they queue wait for the next pass so a callback that
   // defers itself cannot starve I/O.
   std::size_t run_deferred() {
     if (deferred.empty()) return 0;
-    std::vector<std::function<void()>> batch;
-    batch.swap(deferred);
-    for (auto& fn : batch) fn();
-    return batch.size();
+    deferred_batch.clear();
+    deferred_batch.swap(deferred);
+    for (auto& fn : deferred_batch) fn();
+    const std::size_t n = deferred_batch.size();
+    deferred_batch.clear();
+    return n;
   }
 
   Registration* find(int fd) {

@@ -8,6 +8,7 @@
 // boundaries by walking the frame headers already in the buffer from one remembered frame start,
 // so normal appends cost nothing extra.
 #pragma once
+#include <bit>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -59,6 +60,10 @@ class OutBuffer {
       compact();
     }
     std::size_t old = buf_.size();
+    // Small buffers grow to a power of two: a frame a few bytes longer than any before (resume's
+    // decimal sequence numbers gaining a digit) then still fits, instead of costing an
+    // allocation whenever the longest frame so far is exceeded by a byte.
+    if (old + n > buf_.capacity() && old + n <= kKeepCapacity) buf_.reserve(std::bit_ceil(old + n));
     buf_.resize(old + n);
     return buf_.data() + old;
   }

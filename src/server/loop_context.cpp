@@ -22,6 +22,10 @@ std::string peer_ip(std::string_view peer) {
 
 LoopContext::LoopContext(ServerImpl& s)
     : server(s), accept_budget(s.opts.accept_rate, s.opts.accept_rate, loop.now()) {
+  // Connections flushed (or retired) in one iteration: room for a busy one up front, so that
+  // heartbeat pings to several connections in the same wheel tick do not grow it mid-traffic.
+  flush_list.reserve(64);
+  graveyard.reserve(16);
   accept_timer.set_callback(
       [](loop::Timer&, void* self) {
         auto* ctx = static_cast<LoopContext*>(self);
