@@ -54,11 +54,14 @@ demo: build
 fuzz: deps
 	scripts/fuzz.sh $(FUZZ_SECONDS)
 
-# Throughput comparison against the Boost.Beast peer; writes docs/bench.md.
+# Peer comparison (bench/compare.py): tether, Boost.Beast, websocketpp, libwebsockets, Node ws and
+# a raw TCP echo ceiling, workloads W1-W4, 3 interleaved rounds (~10 min); rewrites its section of
+# docs/bench.md and the charts in docs/bench/. Shorter: make bench BENCH_FLAGS="--duration 2 --rounds 1".
+BENCH_FLAGS ?= --rounds 3 --duration 4
 bench: deps
 	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release -DTETHER_BUILD_BENCH=ON
 	cmake --build $(BUILD) -j $(JOBS)
-	bench/run.sh --out docs/bench.md
+	/usr/bin/python3 bench/compare.py --build $(BUILD) $(BENCH_FLAGS) --out docs/bench.md --charts docs/bench
 
 # The unit and interop suites under ASan+UBSan only, in a separate build directory.
 asan: asan-build

@@ -13,7 +13,8 @@
 # fanout_bench at the first burst and after the last) per delivery, and the CPU time of
 # everything else on the machine during the run; a run where other processes used more than 10%
 # of the machine is repeated (up to twice) and the report says so. Prints a markdown table of
-# the medians and the ratio tether / node; --out appends a section to FILE.
+# the medians and the ratio tether / node; --out rewrites its section of FILE (between
+# <!-- fanout begin --> and <!-- fanout end -->; bench/md_section.py).
 #
 # Run from anywhere after building with -DTETHER_BUILD_BENCH=ON and `scripts/deps.sh` (Node
 # `ws` in tests/interop/node_modules). Needs: Linux /proc, bash, taskset, timeout, python3,
@@ -369,8 +370,9 @@ Per run:
 
 tether {E['FO_COMMIT']}; Node {E['FO_NODE_VERSION']}, ws {LABEL['node'].split()[-1]}; Linux {E['FO_KERNEL']}; {E['FO_DATE']}.
 """
-with open(out, "a") as f:
-    f.write(section)
-print(f"appended the section to {out}", file=sys.stderr)
+sys.path.insert(0, "bench")   # fanout.sh works from the repo root
+from md_section import write_section
+write_section(out, "fanout", section)   # only this script's section; the rest of the page stays
+print(f"rewrote the fanout section of {out}", file=sys.stderr)
 EOF
 if grep -q $'\tFAILED\t' "$results"; then die "some runs failed (see above)"; fi

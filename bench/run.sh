@@ -9,7 +9,8 @@
 # turn (tether, beast, tether, beast, ...) pinned to one CPU, drives it with
 # `tether bench --json` pinned to another, records msgs/s, latency percentiles
 # and the server's CPU time, and stops it. Prints a markdown table of the
-# medians over rounds; with --out, also writes a complete docs page.
+# medians over rounds; with --out, also rewrites its section of a docs page
+# (between <!-- run begin --> and <!-- run end -->; bench/md_section.py).
 #
 # Overrides (environment), mainly for testing the plumbing:
 #   TETHER_BIN          tether binary                 (default build/tether)
@@ -447,13 +448,14 @@ if E["BENCH_OVERRIDDEN"].strip():
     override_note = (f"\n> **Note:** these figures were produced with overridden commands "
                      f"({E['BENCH_OVERRIDDEN'].strip()}), not the standard comparison.\n")
 
-doc = f"""# tether benchmarks
+doc = f"""## tether vs Boost.Beast: pipelined echo (bench/run.sh)
 
 Echo throughput, round-trip latency and server CPU cost of `tether serve --mode echo`
 against a Boost.Beast echo server (`bench/peers/beast_echo.cpp`), both driven by
-`tether bench` on the same machine.
+`tether bench` on the same machine. Written by `bench/run.sh --out docs/bench.md`, which
+rewrites only this section.
 {override_note}
-## Results
+### Results
 
 {params}; {E['BENCH_PIN_NOTE']}; machine {E['BENCH_BUSY']}.
 
@@ -466,7 +468,7 @@ Per run:
 
 {raw_table}
 
-## Machine
+### Machine
 
 - CPU: {E['BENCH_CPU_MODEL']}; {E['BENCH_ONLINE']} CPUs online, {E['BENCH_USABLE']} usable by the benchmark; frequency governor: {E['BENCH_GOVERNOR']}
 - Load: machine {E['BENCH_BUSY']}
@@ -476,7 +478,7 @@ Per run:
 - tether commit: {E['BENCH_COMMIT']}
 - Date: {E['BENCH_DATE']}
 
-## Reproduce
+### Reproduce
 
 ```sh
 make bench          # configures with -DTETHER_BUILD_BENCH=ON, builds, runs bench/run.sh
@@ -496,7 +498,7 @@ One run by hand (read PORT from the server's first line, `listening ws://127.0.0
 {client}
 ```
 
-## Method
+### Method
 
 - **Closed loop.** Each of the {E['BENCH_CONNECTIONS']} connections keeps {E['BENCH_PIPELINE']}
   binary messages of {E['BENCH_SIZE']} bytes in flight and sends a new one only when an echo
@@ -523,8 +525,8 @@ One run by hand (read PORT from the server's first line, `listening ws://127.0.0
   spends far fewer syscalls per message; with `--pipeline 1` that advantage mostly disappears
   and the figures compare per-message framing and dispatch cost instead.
 """
-os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
-with open(out, "w") as f:
-    f.write(doc)
-print(f"\nwrote {out}", file=sys.stderr)
+sys.path.insert(0, "bench")   # run.sh works from the repo root
+from md_section import write_section
+write_section(out, "run", doc)   # only this script's section; the rest of the page stays
+print(f"\nrewrote the run section of {out}", file=sys.stderr)
 EOF

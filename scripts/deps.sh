@@ -11,6 +11,8 @@ pkgs=(
   python3 python3-websockets                      # interop peer (call /usr/bin/python3)
   clang-14 libclang-rt-14-dev                     # libFuzzer + ASan/UBSan for fuzz targets
   libboost1.74-dev                                # Boost.Beast echo peer for the benchmark
+  libwebsocketpp-dev libwebsockets-dev            # websocketpp and libwebsockets echo peers (bench/)
+  gnuplot-nox                                     # bench/compare.py's charts in docs/bench/
   util-linux procps                               # taskset (pinning), ps
   nginx                                           # reverse proxy for liveness tests (idle cuts)
   libhiredis-dev redis-server                     # Redis engine (multi-node fan-out, resume)
