@@ -3,6 +3,8 @@
 // interesting byte at every position so it lands at every place in a block.
 #include <gtest/gtest.h>
 
+#include "utf8_reference.hpp"
+
 #include <random>
 #include <vector>
 
@@ -13,35 +15,7 @@ namespace {
 
 using Bytes = std::vector<uint8_t>;
 
-// RFC 3629 from the definition: decode, then reject overlongs, surrogates and > U+10FFFF.
-bool reference_valid(const Bytes& s) {
-  std::size_t i = 0;
-  while (i < s.size()) {
-    const uint8_t b = s[i];
-    std::size_t len;
-    uint32_t cp;
-    if (b < 0x80) {
-      len = 1, cp = b;
-    } else if ((b & 0xE0) == 0xC0) {
-      len = 2, cp = b & 0x1F;
-    } else if ((b & 0xF0) == 0xE0) {
-      len = 3, cp = b & 0x0F;
-    } else if ((b & 0xF8) == 0xF0) {
-      len = 4, cp = b & 0x07;
-    } else {
-      return false;
-    }
-    if (i + len > s.size()) return false;
-    for (std::size_t k = 1; k < len; ++k) {
-      if ((s[i + k] & 0xC0) != 0x80) return false;
-      cp = (cp << 6) | (s[i + k] & 0x3F);
-    }
-    static constexpr uint32_t min_for_len[] = {0, 0, 0x80, 0x800, 0x10000};
-    if (cp < min_for_len[len] || (cp >= 0xD800 && cp <= 0xDFFF) || cp > 0x10FFFF) return false;
-    i += len;
-  }
-  return true;
-}
+bool reference_valid(const Bytes& s) { return tether_test::reference_valid_utf8(s); }
 
 // Appends one random character of 1..4 bytes (ASCII-heavy when `ascii_bias`).
 void push_char(Bytes& out, std::mt19937& rng, bool ascii_bias) {

@@ -3,6 +3,8 @@
 
 #include <gtest/gtest.h>
 
+#include "utf8_reference.hpp"
+
 #include <algorithm>
 #include <string>
 #include <vector>
@@ -25,38 +27,7 @@ std::span<const uint8_t> sub(const Bytes& b, std::size_t from, std::size_t to) {
   return std::span(b.data() + from, to - from);
 }
 
-// Straightforward decoder written from the RFC 3629 definition, independent of the DFA:
-// decode a code point, then reject overlongs, surrogates and values above U+10FFFF.
-bool reference_valid(const Bytes& s) {
-  std::size_t i = 0;
-  while (i < s.size()) {
-    const uint8_t b = s[i];
-    std::size_t len;
-    uint32_t cp;
-    if (b < 0x80) {
-      len = 1, cp = b;
-    } else if ((b & 0xE0) == 0xC0) {
-      len = 2, cp = b & 0x1F;
-    } else if ((b & 0xF0) == 0xE0) {
-      len = 3, cp = b & 0x0F;
-    } else if ((b & 0xF8) == 0xF0) {
-      len = 4, cp = b & 0x07;
-    } else {
-      return false;
-    }
-    if (i + len > s.size()) return false;
-    for (std::size_t k = 1; k < len; ++k) {
-      if ((s[i + k] & 0xC0) != 0x80) return false;
-      cp = (cp << 6) | (s[i + k] & 0x3F);
-    }
-    static constexpr uint32_t min_for_len[] = {0, 0, 0x80, 0x800, 0x10000};
-    if (cp < min_for_len[len]) return false;
-    if (cp >= 0xD800 && cp <= 0xDFFF) return false;
-    if (cp > 0x10FFFF) return false;
-    i += len;
-  }
-  return true;
-}
+bool reference_valid(const Bytes& s) { return tether_test::reference_valid_utf8(s); }
 
 const std::vector<Bytes>& valid_cases() {
   static const std::vector<Bytes> cases = {
