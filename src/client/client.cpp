@@ -87,6 +87,7 @@ struct Client::Impl {
   std::shared_ptr<tls::Context> tls_context;  // wss://, made on the first secure attempt
 
   protocol::SystemRandom rng;
+  detail::StreamConfig stream_config;  // the current stream's (streams refer to it, never copy)
   std::unique_ptr<Stream> stream;
   std::atomic<State> state{State::idle};
   bool close_requested = false;
@@ -121,7 +122,7 @@ struct Client::Impl {
 
 struct Client::Impl::Stream final : detail::WsStream {
   Stream(Impl& c, const detail::StreamConfig& cfg)
-      : WsStream(c.loop, cfg, c.rng, c.loop.read_buffer()), client(c) {}
+      : WsStream(c.loop, cfg, c.rng), client(c) {}
   Impl& client;
 
   void stream_open() override {
@@ -243,6 +244,7 @@ void Client::Impl::start() {
   if (!url) return attempt_failed({1006, target + ": " + err, false, Cause::connect_failed}, false);
   auto config = make_config(opts);
   config.counters = &counters;
+  config.protocol.pools = &loop.buffer_pools();
   if (url->secure) {
     // One TLS context for all attempts (it holds the trust store); a bad CA file is a local
     // configuration error, not something a reconnect would fix.
@@ -267,7 +269,9 @@ void Client::Impl::start() {
   if (fd < 0)
     return attempt_failed({1006, "connect to " + url->host_header() + " failed: " + ec.message(),
                            false, Cause::connect_failed});
-  stream = std::make_unique<Stream>(*this, config);
+  stream.reset();  // the old stream refers to stream_config
+  stream_config = std::move(config);
+  stream = std::make_unique<Stream>(*this, stream_config);
   protocol::ClientHandshakeRequest req;
   req.host = url->host_header();
   req.target = url->target;

@@ -11,8 +11,8 @@ bool on(Duration d) { return d > Duration::zero(); }
 }  // namespace
 
 Liveness::Liveness(const Config& config, TimePoint now)
-    : config_(config),
-      started_(now),
+    : config_(&config),
+      since_(now),
       last_sent_(now),
       last_received_(now),
       last_message_(now),
@@ -26,28 +26,28 @@ void Liveness::opened(TimePoint now) {
 void Liveness::closing(TimePoint now) {
   if (phase_ == Phase::done) return;
   phase_ = Phase::closing;
-  closing_since_ = now;
+  since_ = now;
 }
 
 TimePoint Liveness::next_deadline() const {
   switch (phase_) {
     case Phase::handshake:
-      return on(config_.handshake_timeout) ? started_ + config_.handshake_timeout : never;
+      return on(config_->handshake_timeout) ? since_ + config_->handshake_timeout : never;
     case Phase::open: {
       TimePoint t = never;
-      if (on(config_.ping_interval)) {
-        t = std::min(t, last_sent_ + config_.ping_interval);
-        t = std::min(t, std::max(last_received_, last_ping_) + config_.ping_interval);
-        t = std::min(t, last_received_ + config_.ping_interval + config_.ping_timeout);
+      if (on(config_->ping_interval)) {
+        t = std::min(t, last_sent_ + config_->ping_interval);
+        t = std::min(t, std::max(last_received_, last_ping_) + config_->ping_interval);
+        t = std::min(t, last_received_ + config_->ping_interval + config_->ping_timeout);
       }
-      if (on(config_.idle_timeout)) t = std::min(t, last_message_ + config_.idle_timeout);
+      if (on(config_->idle_timeout)) t = std::min(t, last_message_ + config_->idle_timeout);
       return t;
     }
     case Phase::closing: {
-      TimePoint t = on(config_.close_timeout) ? closing_since_ + config_.close_timeout : never;
+      TimePoint t = on(config_->close_timeout) ? since_ + config_->close_timeout : never;
       // A peer that vanishes mid-close is still detected by the heartbeat bound.
-      if (on(config_.ping_interval))
-        t = std::min(t, last_received_ + config_.ping_interval + config_.ping_timeout);
+      if (on(config_->ping_interval))
+        t = std::min(t, last_received_ + config_->ping_interval + config_->ping_timeout);
       return t;
     }
     case Phase::done:
@@ -59,29 +59,29 @@ TimePoint Liveness::next_deadline() const {
 Action Liveness::check(TimePoint now) const {
   switch (phase_) {
     case Phase::handshake:
-      if (on(config_.handshake_timeout) && now >= started_ + config_.handshake_timeout)
+      if (on(config_->handshake_timeout) && now >= since_ + config_->handshake_timeout)
         return Action::handshake_timeout;
       return Action::none;
     case Phase::open:
       // Death first: a dead peer needs no ping.
-      if (on(config_.ping_interval)) {
-        if (now >= last_received_ + config_.ping_interval + config_.ping_timeout)
+      if (on(config_->ping_interval)) {
+        if (now >= last_received_ + config_->ping_interval + config_->ping_timeout)
           return Action::heartbeat_timeout;
       }
-      if (on(config_.idle_timeout) && now >= last_message_ + config_.idle_timeout)
+      if (on(config_->idle_timeout) && now >= last_message_ + config_->idle_timeout)
         return Action::idle_timeout;
-      if (on(config_.ping_interval)) {
-        if (now >= last_sent_ + config_.ping_interval) return Action::send_ping;
+      if (on(config_->ping_interval)) {
+        if (now >= last_sent_ + config_->ping_interval) return Action::send_ping;
         // A silent peer gets one ping per interval to answer (it may only be listening).
-        if (now >= std::max(last_received_, last_ping_) + config_.ping_interval)
+        if (now >= std::max(last_received_, last_ping_) + config_->ping_interval)
           return Action::send_ping;
       }
       return Action::none;
     case Phase::closing:
-      if (on(config_.ping_interval) &&
-          now >= last_received_ + config_.ping_interval + config_.ping_timeout)
+      if (on(config_->ping_interval) &&
+          now >= last_received_ + config_->ping_interval + config_->ping_timeout)
         return Action::heartbeat_timeout;
-      if (on(config_.close_timeout) && now >= closing_since_ + config_.close_timeout)
+      if (on(config_->close_timeout) && now >= since_ + config_->close_timeout)
         return Action::close_timeout;
       return Action::none;
     case Phase::done:

@@ -45,7 +45,9 @@ enum class Action : uint8_t {
 
 class Liveness {
  public:
+  // `config` is shared (one per server loop or client), not copied: it must outlive this.
   Liveness(const Config& config, TimePoint now);
+  Liveness(Config&&, TimePoint) = delete;
 
   void opened(TimePoint now);
   void closing(TimePoint now);  // we sent a close frame
@@ -62,17 +64,18 @@ class Liveness {
 
   Phase phase() const { return phase_; }
   TimePoint last_received() const { return last_received_; }
-  const Config& config() const { return config_; }
+  const Config& config() const { return *config_; }
 
  private:
-  Config config_;
-  Phase phase_ = Phase::handshake;
-  TimePoint started_;
+  const Config* config_;
+  // The handshake's start, then (closing phase) when our close went out: one field, since
+  // each phase needs only its own.
+  TimePoint since_;
   TimePoint last_sent_;
   TimePoint last_received_;
   TimePoint last_message_;
   TimePoint last_ping_;
-  TimePoint closing_since_;
+  Phase phase_ = Phase::handshake;
 };
 
 // Ping payloads carry a sequence number and the send time, so the pong that echoes one gives an

@@ -17,6 +17,7 @@
 #include <system_error>
 #include <vector>
 
+#include "loop/buffer_pool.hpp"
 #include "loop/clock.hpp"
 #include "loop/timer_wheel.hpp"
 
@@ -66,12 +67,15 @@ class EventLoop {
   // A read buffer owned by the loop, shared by every socket it drives (they are read one at a
   // time, on this loop's thread): memory per connection stays independent of the read size.
   std::span<uint8_t> read_buffer();
+  // Send-queue and message buffers lent to this loop's connections while bytes are in flight.
+  BufferPools& buffer_pools() { return pools_; }
 
  private:
   struct Impl;
   std::unique_ptr<Impl> impl_;
   TimePoint now_;
   TimerWheel wheel_;
+  BufferPools pools_;
   std::atomic<bool> stop_{false};
 };
 

@@ -18,6 +18,7 @@ void Handler::on_http_request(const HttpHead&, std::string& response) {
 
 Connection::Connection(const ConnectionConfig& config, Handler& handler, Random& rng)
     : config_(config), handler_(handler), rng_(rng) {
+  if (config.pools) out_.set_pool(&config.pools->out);
   http_ = std::make_unique<HttpHeadParser>(
       config_.role == Role::server ? HttpHeadParser::Kind::request : HttpHeadParser::Kind::response,
       config_.http);
@@ -91,7 +92,8 @@ void Connection::receive(std::span<uint8_t> data) {
         bool whole = remaining_ == header_.payload_len && take == remaining_;
         uint8_t* p = data.data() + pos;
         if (header_.masked)
-          mask_offset_ = codec::apply_mask(p, take, header_.mask_key, mask_offset_);
+          mask_offset_ =
+              static_cast<uint8_t>(codec::apply_mask(p, take, header_.mask_key, mask_offset_));
         pos += take;
         remaining_ -= take;
         payload_chunk(p, take, whole);
@@ -156,8 +158,8 @@ std::size_t Connection::receive_http(std::span<uint8_t> data) {
     subprotocol_ = std::move(res.subprotocol);
     path_ = head.target;
     if (negotiator && negotiator->agreed()) {
-      deflate_.emplace(*negotiator->agreed(), extensions::Side::server, deflate->level);
-      deflate_threshold_ = deflate->threshold;
+      deflate_ = std::make_unique<extensions::PerMessageDeflate>(
+          *negotiator->agreed(), extensions::Side::server, deflate->level);
     }
   } else {
     if (!client_req_) {  // receive() before start_client(): bytes nobody asked for
@@ -188,8 +190,8 @@ std::size_t Connection::receive_http(std::span<uint8_t> data) {
         finish({1006, agreed.error, false, Cause::handshake_failed});
         return data.size();
       }
-      deflate_.emplace(agreed.params, extensions::Side::client, deflate->level);
-      deflate_threshold_ = deflate->threshold;
+      deflate_ = std::make_unique<extensions::PerMessageDeflate>(
+          agreed.params, extensions::Side::client, deflate->level);
     }
     subprotocol_ = std::move(res.subprotocol);
     client_req_.reset();
@@ -239,6 +241,7 @@ bool Connection::begin_frame() {
       return false;
     }
     ctrl_len_ = 0;
+    ctrl_data_ = nullptr;
   } else {
     if (h.opcode == Opcode::continuation && !in_message_) {
       fail(1002, "continuation frame without a message in progress", Cause::protocol_error);
@@ -273,7 +276,13 @@ bool Connection::begin_frame() {
 
 void Connection::payload_chunk(uint8_t* p, std::size_t n, bool whole_frame_here) {
   if (codec::is_control(header_.opcode)) {
-    std::memcpy(ctrl_buf_ + ctrl_len_, p, n);
+    if (whole_frame_here) {
+      ctrl_data_ = p;  // end_frame() follows within this receive(): the bytes are still there
+    } else {
+      if (!ctrl_split_) ctrl_split_ = std::make_unique<uint8_t[]>(codec::max_control_payload);
+      std::memcpy(ctrl_split_.get() + ctrl_len_, p, n);
+      ctrl_data_ = ctrl_split_.get();
+    }
     ctrl_len_ = static_cast<uint8_t>(ctrl_len_ + n);
     return;
   }
@@ -281,6 +290,7 @@ void Connection::payload_chunk(uint8_t* p, std::size_t n, bool whole_frame_here)
   if (msg_compressed_) {
     // RFC 7692 §7.2.2: inflate each piece as it arrives, into the message buffer (a compressed
     // message never takes the zero-copy path); the size limit and UTF-8 apply to its output.
+    take_message_buffer();
     const std::size_t before = msg_.size();
     inflated(deflate_->inflate(chunk, msg_, config_.max_message), before);
     return;
@@ -301,6 +311,7 @@ void Connection::payload_chunk(uint8_t* p, std::size_t n, bool whole_frame_here)
     deliver_message(chunk);
     return;
   }
+  take_message_buffer();
   msg_.insert(msg_.end(), p, p + n);
 }
 
@@ -308,10 +319,12 @@ void Connection::end_frame() {
   rstate_ = ReadState::header;
   if (codec::is_control(header_.opcode)) {
     handle_control();
+    ctrl_split_.reset();
     return;
   }
   if (!header_.fin || zero_copy_done_) return;
   if (msg_compressed_) {
+    take_message_buffer();
     const std::size_t before = msg_.size();
     if (!inflated(deflate_->finish_message(msg_, config_.max_message), before)) return;
   }
@@ -322,8 +335,10 @@ void Connection::end_frame() {
   in_message_ = false;
   deliver_message(msg_);
   msg_.clear();
-  // Keep small buffers for reuse; release what one big message left behind.
-  if (msg_.capacity() > 64 * 1024) msg_.shrink_to_fit();
+  if (config_.pools)
+    config_.pools->message.give(msg_);  // the next message in pieces takes one again
+  else if (msg_.capacity() > 64 * 1024)
+    msg_.shrink_to_fit();  // keep small buffers for reuse; release what a big message left
 }
 
 bool Connection::inflated(extensions::InflateStatus st, std::size_t before) {
@@ -359,7 +374,7 @@ void Connection::deliver_message(std::span<const uint8_t> data) {
 }
 
 void Connection::handle_control() {
-  std::span<const uint8_t> payload(ctrl_buf_, ctrl_len_);
+  std::span<const uint8_t> payload(ctrl_data_, ctrl_len_);
   switch (header_.opcode) {
     case Opcode::ping:
       // §5.5.2: answer with a pong carrying the same application data (unless we closed).
@@ -413,7 +428,7 @@ bool Connection::send(Opcode type, std::span<const uint8_t> payload, bool fin) {
   // §5.5), and fragments must follow §5.4: first text/binary, then continuations.
   if (is_control(type)) return false;
   if ((type == Opcode::continuation) != out_in_message_) return false;
-  if (deflate_ && fin && type != Opcode::continuation && payload.size() >= deflate_threshold_ &&
+  if (deflate_ && fin && type != Opcode::continuation && payload.size() >= deflate_options()->threshold &&
       send_compressed(type, payload))
     return true;
   write_frame(type, fin, payload);

@@ -17,6 +17,7 @@
 #include "codec/frame.hpp"
 #include "codec/utf8.hpp"
 #include "extensions/permessage_deflate.hpp"
+#include "loop/buffer_pool.hpp"
 #include "protocol/handshake.hpp"
 #include "protocol/http.hpp"
 #include "protocol/out_buffer.hpp"
@@ -38,6 +39,9 @@ struct ConnectionConfig {
   // permessage-deflate (RFC 7692): nullptr or !enabled is off. Server: negotiated from the
   // request's offers; client: start_client() offers it. Must outlive the connection.
   const DeflateOptions* deflate = nullptr;
+  // The loop's buffer pools: send queues and reassembled messages take memory from there only
+  // while bytes are in flight. nullptr: each connection keeps its own buffers.
+  loop::BufferPools* pools = nullptr;
 };
 
 // Events. Callbacks may call send()/close() on the connection re-entrantly.
@@ -60,7 +64,10 @@ class Handler {
 
 class Connection {
  public:
+  // `config` is shared by every connection of a server loop (or a client), not copied: it
+  // must outlive the connection.
   Connection(const ConnectionConfig& config, Handler& handler, Random& rng);
+  Connection(ConnectionConfig&&, Handler&, Random&) = delete;
 
   // Client role: queue the opening handshake request (§4.1).
   void start_client(ClientHandshakeRequest request);
@@ -103,7 +110,7 @@ class Connection {
   const std::string& subprotocol() const { return subprotocol_; }
   const std::string& path() const { return path_; }
   // permessage-deflate was negotiated in the opening handshake.
-  bool deflate_active() const { return deflate_.has_value(); }
+  bool deflate_active() const { return deflate_ != nullptr; }
   // Server role: the HTTP error status answered instead of 101 (400, 403, 426, 431, 503...) when
   // the opening handshake was refused; 0 otherwise (metrics count refusals by status).
   int rejected_status() const { return rejected_status_; }
@@ -126,8 +133,11 @@ class Connection {
   const DeflateOptions* deflate_options() const;
   void write_frame(codec::Opcode op, bool fin, std::span<const uint8_t> payload, bool rsv1 = false);
   void finish(const CloseInfo& info);
+  void take_message_buffer() {
+    if (msg_.capacity() == 0 && config_.pools) msg_ = config_.pools->message.take();
+  }
 
-  ConnectionConfig config_;
+  const ConnectionConfig& config_;
   Handler& handler_;
   Random& rng_;
   State state_ = State::connecting;
@@ -145,9 +155,12 @@ class Connection {
   uint8_t hdr_buf_[codec::max_header_size];
   uint8_t hdr_len_ = 0;
   uint64_t remaining_ = 0;
-  std::size_t mask_offset_ = 0;
-  // control frame payload (§5.5: <= 125 bytes)
-  uint8_t ctrl_buf_[codec::max_control_payload];
+  uint8_t mask_offset_ = 0;  // 0..3: where in the 4-byte key the next payload byte is
+  // Control frame payload (§5.5: <= 125 bytes): where it is, in place in the caller's buffer
+  // when the frame arrived whole (the usual case), else gathered in ctrl_split_, which exists
+  // only while such a split frame is being read (an idle connection holds no buffer for it).
+  const uint8_t* ctrl_data_ = nullptr;
+  std::unique_ptr<uint8_t[]> ctrl_split_;
   uint8_t ctrl_len_ = 0;
   // message being reassembled
   bool in_message_ = false;
@@ -157,12 +170,9 @@ class Connection {
   bool msg_compressed_ = false;  // RFC 7692 §6: RSV1 on the message's first frame
 
   // permessage-deflate, when negotiated
-  std::optional<extensions::PerMessageDeflate> deflate_;
-  std::size_t deflate_threshold_ = 0;
+  std::unique_ptr<extensions::PerMessageDeflate> deflate_;
 
   // our close
-  uint16_t sent_code_ = 0;
-  std::string sent_reason_;
   Cause close_cause_ = Cause::remote_close;
 
   // handshake

@@ -1,6 +1,8 @@
 // Bytes waiting to be written to the transport. One contiguous region with a read offset:
 // appends go to the back, the transport consumes from the front; memory is reused across
-// messages (no allocation per message in steady state) and trimmed when it grew large.
+// messages (no allocation per message in steady state) and trimmed when it grew large. With a
+// pool (the loop's), the memory itself goes back to the pool whenever the queue drains, so an
+// idle connection holds none.
 //
 // Priority: a ping or pong must not wait behind megabytes of queued data, or a connection under
 // backpressure would be declared dead (RFC 6455 §5.4 lets control frames interleave). So the
@@ -18,40 +20,23 @@
 #include <vector>
 
 #include "codec/frame.hpp"
+#include "loop/buffer_pool.hpp"
 
 namespace tether::protocol {
 
-namespace detail {
-// vector<uint8_t>::resize would zero every byte before the frame overwrites it; this allocator
-// default-initialises instead (no writes), which matters for large payloads.
-template <class T>
-struct NoInitAllocator : std::allocator<T> {
-  template <class U>
-  struct rebind {
-    using other = NoInitAllocator<U>;
-  };
-  NoInitAllocator() = default;
-  template <class U>
-  NoInitAllocator(const NoInitAllocator<U>&) noexcept {}
-  template <class U>
-  void construct(U* p) noexcept {
-    ::new (static_cast<void*>(p)) U;
-  }
-  template <class U, class... Args>
-  void construct(U* p, Args&&... args) {
-    ::new (static_cast<void*>(p)) U(std::forward<Args>(args)...);
-  }
-};
-}  // namespace detail
 
 class OutBuffer {
  public:
+  using Pool = loop::BufferPool<loop::ByteBuffer>;
+  void set_pool(Pool* pool) { pool_ = pool; }
+
   const uint8_t* data() const { return buf_.data() + head_; }
   std::size_t size() const { return buf_.size() - head_; }
   bool empty() const { return size() == 0; }
 
   // Returns space for `n` more bytes at the back (valid until the next call).
   uint8_t* extend(std::size_t n) {
+    if (buf_.capacity() == 0 && pool_) buf_ = pool_->take();
     if (head_ != 0 && head_ == buf_.size()) {
       buf_.clear();
       head_ = 0;
@@ -74,6 +59,7 @@ class OutBuffer {
   void mark_boundary() { boundary_ = buf_.size(); }
   // Inserts a whole frame at the first frame boundary at or after the read offset.
   void insert_priority(const uint8_t* p, std::size_t n) {
+    if (buf_.capacity() == 0 && pool_) buf_ = pool_->take();
     const std::size_t at = first_boundary();
     const std::size_t old = buf_.size();
     buf_.resize(old + n);
@@ -86,8 +72,10 @@ class OutBuffer {
       buf_.clear();
       head_ = 0;
       boundary_ = 0;
-      // An idle connection should not keep a 16 MiB buffer from one big message.
-      if (buf_.capacity() > kKeepCapacity) buf_.shrink_to_fit();
+      if (pool_)
+        pool_->give(buf_);  // drained: the memory serves other connections until needed again
+      else if (buf_.capacity() > kKeepCapacity)
+        buf_.shrink_to_fit();  // an idle connection should not keep 16 MiB from one big message
     }
   }
 
@@ -109,7 +97,8 @@ class OutBuffer {
     }
     return boundary_;
   }
-  std::vector<uint8_t, detail::NoInitAllocator<uint8_t>> buf_;
+  loop::ByteBuffer buf_;
+  Pool* pool_ = nullptr;
   std::size_t head_ = 0;
   std::size_t boundary_ = 0;  // a frame start (or the end of non-frame bytes), walked lazily
 };

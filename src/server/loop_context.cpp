@@ -9,8 +9,6 @@
 
 namespace tether::detail {
 
-namespace {
-// "1.2.3.4:5678" -> "1.2.3.4", "[::1]:5678" -> "::1" (loop::accept_tcp's peer format).
 std::string peer_ip(std::string_view peer) {
   auto colon = peer.rfind(':');
   std::string_view host = colon == std::string_view::npos ? peer : peer.substr(0, colon);
@@ -18,10 +16,10 @@ std::string peer_ip(std::string_view peer) {
     host = host.substr(1, host.size() - 2);
   return std::string(host);
 }
-}  // namespace
 
 LoopContext::LoopContext(ServerImpl& s)
     : server(s), accept_budget(s.opts.accept_rate, s.opts.accept_rate, loop.now()) {
+  configure_streams();
   // Connections flushed (or retired) in one iteration: room for a busy one up front, so that
   // heartbeat pings to several connections in the same wheel tick do not grow it mid-traffic.
   flush_list.reserve(64);
@@ -86,7 +84,7 @@ void LoopContext::on_io(uint32_t) {
     }
     std::string ip = peer_ip(peer);
     const bool admitted = admit(ip);
-    auto* c = new ServerConn(*this, server.next_id.fetch_add(1), std::move(peer), std::move(ip),
+    auto* c = new ServerConn(*this, server.next_id.fetch_add(1), std::move(peer),
                              !admitted);
     if (auto err = c->attach(fd, false)) {
       server.error("epoll add: " + err.message());
@@ -103,6 +101,12 @@ void LoopContext::pause_accepting(loop::TimePoint until) {
   accept_paused = true;
   loop.modify(listen_fd, 0, this);
   loop.timers().schedule(accept_timer, until);
+}
+
+void LoopContext::configure_streams() {
+  stream_config = make_stream_config(*this, false, false);
+  stream_config_busy = make_stream_config(*this, true, false);
+  stream_config_metrics = make_stream_config(*this, false, true);
 }
 
 bool LoopContext::admit(const std::string& ip) {

@@ -16,10 +16,14 @@
 #include "resume/session_store.hpp"
 #include "server/server_impl.hpp"
 #include "server/session_mirror.hpp"
+#include "stream/ws_stream.hpp"
 
 namespace tether::detail {
 
 class ServerConn;
+
+// "1.2.3.4:5678" -> "1.2.3.4", "[::1]:5678" -> "::1" (loop::accept_tcp's peer format).
+std::string peer_ip(std::string_view peer);
 
 struct LoopContext final : loop::IoHandler {
   explicit LoopContext(ServerImpl& server);
@@ -58,6 +62,10 @@ struct LoopContext final : loop::IoHandler {
   std::vector<ServerConn*> fan_targets;  // reused snapshot of the receivers
   // This loop's /metrics counters (only this loop's thread writes them; scrapes read them).
   metrics::StreamCounters counters;
+  // What every connection of this loop shares (not copied per connection): admitted, over a
+  // limit (answered 503), on the metrics port.
+  StreamConfig stream_config, stream_config_busy, stream_config_metrics;
+  void configure_streams();  // again once listen() has made the TLS context
   std::vector<ServerConn*> flush_list;
   std::vector<ServerConn*> graveyard;
   bool after_io_scheduled = false;

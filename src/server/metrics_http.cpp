@@ -77,9 +77,7 @@ void MetricsListener::on_io(uint32_t) {
       }
       return;
     }
-    std::string ip = peer.substr(0, peer.rfind(':'));
-    auto* c = new ServerConn(ctx_, ctx_.server.next_id.fetch_add(1), std::move(peer), std::move(ip),
-                             false, true);
+    auto* c = new ServerConn(ctx_, ctx_.server.next_id.fetch_add(1), std::move(peer), false, true);
     if (c->attach(fd, false)) {
       delete c;
       continue;

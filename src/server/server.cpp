@@ -115,6 +115,7 @@ std::error_code Server::listen() {
   lo.port = impl_->opts.port;
   lo.reuse_port = impl_->loops.size() > 1;
   for (auto& ctx : impl_->loops) {
+    ctx->configure_streams();
     std::error_code ec;
     int fd = loop::listen_tcp(lo, ec);
     if (fd < 0) return ec;

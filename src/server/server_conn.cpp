@@ -31,9 +31,12 @@ StreamConfig make_config(const ServerImpl& s, bool busy) {
   return c;
 }
 
-StreamConfig make_config(LoopContext& ctx, bool busy, bool metrics_only) {
+}  // namespace
+
+StreamConfig make_stream_config(LoopContext& ctx, bool busy, bool metrics_only) {
   StreamConfig c = make_config(ctx.server, busy);
   c.counters = &ctx.counters;
+  c.protocol.pools = &ctx.loop.buffer_pools();
   if (metrics_only) {
     // The metrics port speaks plain HTTP only; its own traffic is not what /metrics reports.
     static const protocol::ServerHandshakeConfig no_upgrades = [] {
@@ -48,17 +51,20 @@ StreamConfig make_config(LoopContext& ctx, bool busy, bool metrics_only) {
   }
   return c;
 }
-}  // namespace
 
-ServerConn::ServerConn(LoopContext& ctx, uint64_t id, std::string peer, std::string ip, bool busy,
+ServerConn::ServerConn(LoopContext& ctx, uint64_t id, std::string peer, bool busy,
                        bool metrics_only)
-    : WsStream(ctx.loop, make_config(ctx, busy, metrics_only), ctx.rng, ctx.loop.read_buffer()),
+    : WsStream(ctx.loop,
+               metrics_only ? ctx.stream_config_metrics
+                            : (busy ? ctx.stream_config_busy : ctx.stream_config),
+               ctx.rng),
       ctx_(ctx),
       id_(id),
       peer_(std::move(peer)),
-      ip_(std::move(ip)),
       busy_(busy),
       metrics_only_(metrics_only) {}
+
+std::string ServerConn::ip() const { return peer_ip(peer_); }
 
 void ServerConn::stream_schedule_flush() { ctx_.schedule_flush(this); }
 
@@ -128,11 +134,12 @@ void ServerConn::resume_message(MessageType type, std::span<const uint8_t> data)
   if (claiming_) {
     // The session is being loaded from Redis: keep what arrives meanwhile (a client sends little
     // before the welcome), bounded.
-    if (held_.size() >= 256) {
+    if (!held_) held_ = std::make_unique<std::vector<std::pair<MessageType, std::string>>>();
+    if (held_->size() >= 256) {
       close_stream(1008, "too many messages before the welcome", Cause::protocol_error);
       return;
     }
-    held_.emplace_back(type, std::string(reinterpret_cast<const char*>(data.data()), data.size()));
+    held_->emplace_back(type, std::string(reinterpret_cast<const char*>(data.data()), data.size()));
     return;
   }
   if (!session_) {
@@ -217,7 +224,8 @@ void ServerConn::claimed(const resume::SessionId& sid, uint64_t last, ClaimResul
   hello_done(h);
   // What the client sent while the session was loading, in order.
   auto held = std::move(held_);
-  for (auto& [t, bytes] : held) {
+  if (!held) return;
+  for (auto& [t, bytes] : *held) {
     if (!is_open()) break;
     resume_message(t, protocol::Connection::as_bytes(bytes));
   }

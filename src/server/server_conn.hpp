@@ -1,6 +1,7 @@
 // One accepted socket: a WsStream (protocol + liveness + fd) plus the server's view of it.
 #pragma once
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -13,12 +14,16 @@ namespace tether::detail {
 
 struct LoopContext;
 
+// The configuration every connection of a loop shares (LoopContext keeps the three kinds):
+// `busy` answers 503, `metrics_only` serves only /metrics and /healthz.
+StreamConfig make_stream_config(LoopContext& ctx, bool busy, bool metrics_only);
+
 class ServerConn final : public Connection, public WsStream {
  public:
   // `busy`: over a connection limit; the handshake will be answered 503.
   // `metrics_only`: accepted on ServerOptions::metrics_port: serves /metrics and /healthz,
   // refuses upgrades (404), is not counted against the limits nor in the loop's metrics.
-  ServerConn(LoopContext& ctx, uint64_t id, std::string peer, std::string ip, bool busy,
+  ServerConn(LoopContext& ctx, uint64_t id, std::string peer, bool busy,
              bool metrics_only = false);
 
   // tether::Connection
@@ -32,7 +37,7 @@ class ServerConn final : public Connection, public WsStream {
   std::optional<std::chrono::nanoseconds> rtt() const override { return last_rtt(); }
   ConnectionStats stats() const override { return WsStream::stats(); }
 
-  const std::string& ip() const { return ip_; }
+  std::string ip() const;  // the peer's address without the port
   // Counted against the limits (released on retire).
   bool admitted() const { return !busy_ && !metrics_only_; }
   bool in_flush_list = false;
@@ -66,17 +71,17 @@ class ServerConn final : public Connection, public WsStream {
   void hello_done(resume::HelloResult& h);
   // The claim of a session from Redis came back (a hello for a session not on this loop).
   void claimed(const resume::SessionId& sid, uint64_t last, ClaimResult& r);
-  bool claiming_ = false;
-  std::vector<std::pair<MessageType, std::string>> held_;  // received while claiming
+  // Received while claiming (exists only then).
+  std::unique_ptr<std::vector<std::pair<MessageType, std::string>>> held_;
 
   LoopContext& ctx_;
   uint64_t id_;
   std::string peer_;
-  std::string ip_;
   bool busy_ = false;
   bool metrics_only_ = false;
   bool opened_ = false;  // the application has seen on_open
   bool resume_ = false;  // tether.resume.v1 negotiated
+  bool claiming_ = false;
   resume::Session* session_ = nullptr;
 };
 

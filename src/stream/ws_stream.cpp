@@ -27,15 +27,13 @@ metrics::StreamCounters* counters_or_sink(metrics::StreamCounters* c) {
 }
 }  // namespace
 
-WsStream::WsStream(loop::EventLoop& loop, const StreamConfig& config, protocol::Random& rng,
-                   std::span<uint8_t> read_buffer)
+WsStream::WsStream(loop::EventLoop& loop, const StreamConfig& config, protocol::Random& rng)
     : loop_(loop),
       config_(config),
+      counters_(counters_or_sink(config.counters)),
       proto_(config_.protocol, *this, rng),
       live_(config_.liveness, loop.now()),
-      control_budget_(config_.max_control_per_second, config_.max_control_per_second, loop.now()),
-      read_buffer_(read_buffer) {
-  config_.counters = counters_or_sink(config_.counters);
+      control_budget_(config_.max_control_per_second, config_.max_control_per_second, loop.now()) {
   timer_.set_callback([](loop::Timer&, void* self) { static_cast<WsStream*>(self)->on_timer(); },
                       this);
 }
@@ -45,7 +43,7 @@ WsStream::~WsStream() {
     loop_.remove(fd_);
     loop::close_fd(fd_);
   }
-  config_.counters->send_queue_bytes.move(queue_reported_, 0);
+  counters_->send_queue_bytes.move(queue_reported_, 0);
 }
 
 ConnectionStats WsStream::stats() const {
@@ -62,7 +60,7 @@ ConnectionStats WsStream::stats() const {
 void WsStream::report_queue() {
   const std::size_t q = fd_ >= 0 ? buffered() : 0;
   if (q == queue_reported_) return;
-  config_.counters->send_queue_bytes.move(queue_reported_, q);
+  counters_->send_queue_bytes.move(queue_reported_, q);
   queue_reported_ = q;
 }
 
@@ -96,7 +94,7 @@ SendStatus WsStream::send_message(std::string_view data, MessageType type) {
   if (fd_ < 0 || proto_.state() != protocol::State::open) return SendStatus::dropped;
   if (proto_.out().size() + data.size() > config_.send_buffer_max) {
     // The peer is not reading: bounded memory means this message cannot be queued.
-    config_.counters->drop(metrics::DropReason::send_buffer_full);
+    counters_->drop(metrics::DropReason::send_buffer_full);
     if (config_.close_on_overflow)
       close_stream(1008, "send buffer full: peer not reading", Cause::local_close);
     return SendStatus::dropped;
@@ -105,7 +103,7 @@ SendStatus WsStream::send_message(std::string_view data, MessageType type) {
               protocol::Connection::as_bytes(data));
   live_.message(loop_.now());
   ++messages_sent_;
-  config_.counters->messages_sent.add();
+  counters_->messages_sent.add();
   if (!in_io_) stream_schedule_flush();
   return proto_.out().size() > config_.send_buffer_limit ? SendStatus::backpressure
                                                          : SendStatus::success;
@@ -156,18 +154,19 @@ void WsStream::on_io(uint32_t events) {
 
 void WsStream::read_some() {
   // Level-triggered: a few reads per wake-up, then let other connections run (fairness).
+  const std::span<uint8_t> buf = loop_.read_buffer();
   for (int i = 0; i < 4 && fd_ >= 0 && !proto_.should_close_transport(); ++i) {
-    ssize_t n = ::recv(fd_, read_buffer_.data(), read_buffer_.size(), 0);
+    ssize_t n = ::recv(fd_, buf.data(), buf.size(), 0);
     if (n > 0) {
       live_.received(loop_.now());  // any inbound byte is life
       bytes_received_ += static_cast<uint64_t>(n);
-      config_.counters->bytes_received.add(static_cast<uint64_t>(n));
+      counters_->bytes_received.add(static_cast<uint64_t>(n));
       if (tls_) {
         if (!receive_tls(static_cast<std::size_t>(n))) break;
       } else {
-        proto_.receive({read_buffer_.data(), static_cast<std::size_t>(n)});
+        proto_.receive({buf.data(), static_cast<std::size_t>(n)});
       }
-      if (static_cast<std::size_t>(n) < read_buffer_.size()) break;
+      if (static_cast<std::size_t>(n) < buf.size()) break;
       continue;
     }
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) break;
@@ -183,11 +182,12 @@ void WsStream::read_some() {
 
 bool WsStream::receive_tls(std::size_t n) {
   // The session copies the ciphertext, so the same buffer then takes the plaintext.
-  tls_->feed({read_buffer_.data(), n});
+  const std::span<uint8_t> buf = loop_.read_buffer();
+  tls_->feed({buf.data(), n});
   while (fd_ >= 0 && !proto_.should_close_transport()) {
-    const std::size_t m = tls_->read(read_buffer_);
+    const std::size_t m = tls_->read(buf);
     if (m == 0) break;
-    proto_.receive({read_buffer_.data(), m});
+    proto_.receive({buf.data(), m});
   }
   if (tls_->failed()) {
     tls_failed();
@@ -219,7 +219,7 @@ long WsStream::write_some(std::span<const uint8_t> bytes, bool& blocked) {
     ssize_t n = ::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL);
     if (n >= 0) {
       bytes_sent_ += static_cast<uint64_t>(n);
-      config_.counters->bytes_sent.add(static_cast<uint64_t>(n));
+      counters_->bytes_sent.add(static_cast<uint64_t>(n));
       return n;
     }
     if (errno == EINTR) continue;
@@ -316,7 +316,7 @@ void WsStream::on_open() {
   live_.opened(loop_.now());
   was_open_ = true;
   opened_at_ = loop_.now();
-  config_.counters->opened.add();
+  counters_->opened.add();
   rearm();
   stream_open();
 }
@@ -324,7 +324,7 @@ void WsStream::on_open() {
 void WsStream::on_message(codec::Opcode type, std::span<const uint8_t> data) {
   live_.message(loop_.now());
   ++messages_received_;
-  config_.counters->messages_received.add();
+  counters_->messages_received.add();
   stream_message(type, data);
 }
 
@@ -340,8 +340,8 @@ void WsStream::on_ping(std::span<const uint8_t>) { count_control(); }
 void WsStream::on_pong(std::span<const uint8_t> payload) {
   count_control();
   if (auto rtt = liveness::rtt_from_pong(payload, loop_.now())) {
-    rtt_ = *rtt;
-    config_.counters->rtt.observe(static_cast<uint64_t>(
+    rtt_ns_ = std::chrono::duration_cast<std::chrono::nanoseconds>(*rtt).count();
+    counters_->rtt.observe(static_cast<uint64_t>(
         std::chrono::duration_cast<std::chrono::nanoseconds>(std::max(*rtt, loop::Duration::zero()))
             .count()));
     stream_rtt(*rtt);
@@ -352,11 +352,11 @@ void WsStream::on_close(const CloseInfo& info) {
   live_.done();
   loop_.timers().cancel(timer_);
   if (was_open_)
-    config_.counters->closed_with(info.cause, info.code);
+    counters_->closed_with(info.cause, info.code);
   else if (const int status = proto_.rejected_status())
-    config_.counters->rejected_handshakes[metrics::status_bucket(status)].add();
+    counters_->rejected_handshakes[metrics::status_bucket(status)].add();
   else
-    config_.counters->failed_handshakes[static_cast<std::size_t>(info.cause)].add();
+    counters_->failed_handshakes[static_cast<std::size_t>(info.cause)].add();
   stream_close(info);
 }
 

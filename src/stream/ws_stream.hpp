@@ -45,8 +45,11 @@ struct StreamConfig {
 
 class WsStream : public loop::IoHandler, public protocol::Handler {
  public:
-  WsStream(loop::EventLoop& loop, const StreamConfig& config, protocol::Random& rng,
-           std::span<uint8_t> read_buffer);
+  // `config` is shared (one per server loop or client), not copied: it must outlive the
+  // stream. Its `counters` may be null (then nothing is counted).
+  // Reads go into the loop's shared read buffer (EventLoop::read_buffer()).
+  WsStream(loop::EventLoop& loop, const StreamConfig& config, protocol::Random& rng);
+  WsStream(loop::EventLoop&, StreamConfig&&, protocol::Random&) = delete;
   ~WsStream() override;
   WsStream(const WsStream&) = delete;
   WsStream& operator=(const WsStream&) = delete;
@@ -66,19 +69,22 @@ class WsStream : public loop::IoHandler, public protocol::Handler {
   void note_message_sent() {
     live_.message(loop_.now());
     ++messages_sent_;
-    config_.counters->messages_sent.add();
+    counters_->messages_sent.add();
   }
   // The owner's deadline (stream_deadline) may have moved earlier: re-arm if the timer would
   // fire too late. Costs nothing when it would not.
   void arm_no_later_than(loop::TimePoint t);
 
   std::size_t buffered() const { return proto_.out().size() + (tls_ ? tls_->pending().size() : 0); }
-  std::optional<loop::Duration> last_rtt() const { return rtt_; }
+  std::optional<loop::Duration> last_rtt() const {
+    if (rtt_ns_ < 0) return std::nullopt;
+    return loop::Duration(rtt_ns_);
+  }
   bool attached() const { return fd_ >= 0; }
   bool is_open() const { return proto_.state() == protocol::State::open; }
   protocol::Connection& protocol() { return proto_; }
   const protocol::Connection& protocol() const { return proto_; }
-  metrics::StreamCounters& counters() { return *config_.counters; }
+  metrics::StreamCounters& counters() { return *counters_; }
   // This connection's traffic and timing (tether serve logs them on close).
   ConnectionStats stats() const;
 
@@ -124,13 +130,13 @@ class WsStream : public loop::IoHandler, public protocol::Handler {
   // tether_send_queue_bytes: moves the loop's gauge by this stream's change since last time.
   void report_queue();
 
-  StreamConfig config_;
+  const StreamConfig& config_;
+  metrics::StreamCounters* counters_;  // config_.counters, or a sink nobody reads
   protocol::Connection proto_;
   liveness::Liveness live_;
   loop::Timer timer_;
   limits::TokenBucket control_budget_;
-  std::span<uint8_t> read_buffer_;
-  std::optional<loop::Duration> rtt_;
+  int64_t rtt_ns_ = -1;  // the last RTT sample in ns; -1: none yet
   std::unique_ptr<tls::Session> tls_;
   // Metrics: config_.counters (never null here) is the loop's or client's; this connection's
   // own are 56 bytes: the traffic totals, two timestamps, its share of the send-queue gauge.

@@ -21,7 +21,8 @@ Config heartbeat(std::chrono::milliseconds interval, std::chrono::milliseconds t
 }
 
 TEST(Heartbeat, PingAfterIntervalWithoutOutboundTraffic) {
-  Liveness l(heartbeat(1000ms, 1000ms), t0);
+  const Config cfg = heartbeat(1000ms, 1000ms);
+  Liveness l(cfg, t0);
   l.opened(t0);
   EXPECT_EQ(l.next_deadline(), t0 + 1000ms);
   EXPECT_EQ(l.check(t0 + 999ms), Action::none);
@@ -29,7 +30,8 @@ TEST(Heartbeat, PingAfterIntervalWithoutOutboundTraffic) {
 }
 
 TEST(Heartbeat, OutboundTrafficPostponesThePingButInboundDoesNot) {
-  Liveness l(heartbeat(1000ms, 1000ms), t0);
+  const Config cfg = heartbeat(1000ms, 1000ms);
+  Liveness l(cfg, t0);
   l.opened(t0);
   // Only the peer talks: we must still ping on schedule so our direction is fed too.
   for (auto t = t0 + 100ms; t < t0 + 1000ms; t += 100ms) l.received(t);
@@ -43,7 +45,8 @@ TEST(Heartbeat, OutboundTrafficPostponesThePingButInboundDoesNot) {
 }
 
 TEST(Heartbeat, DeathExactlyAtIntervalPlusTimeoutAfterLastReceive) {
-  Liveness l(heartbeat(1000ms, 1000ms), t0);
+  const Config cfg = heartbeat(1000ms, 1000ms);
+  Liveness l(cfg, t0);
   l.opened(t0);
   ASSERT_EQ(l.check(t0 + 1000ms), Action::send_ping);
   l.pinged(t0 + 1000ms);
@@ -53,7 +56,8 @@ TEST(Heartbeat, DeathExactlyAtIntervalPlusTimeoutAfterLastReceive) {
 }
 
 TEST(Heartbeat, AnyInboundFrameCountsAsLife) {
-  Liveness l(heartbeat(1000ms, 1000ms), t0);
+  const Config cfg = heartbeat(1000ms, 1000ms);
+  Liveness l(cfg, t0);
   l.opened(t0);
   l.pinged(t0 + 1000ms);
   l.received(t0 + 1500ms);  // a pong, a ping or data: all the same here
@@ -66,7 +70,8 @@ TEST(Heartbeat, AnyInboundFrameCountsAsLife) {
 }
 
 TEST(Heartbeat, ZeroIntervalDisables) {
-  Liveness l(heartbeat(0ms, 1000ms), t0);
+  const Config cfg = heartbeat(0ms, 1000ms);
+  Liveness l(cfg, t0);
   l.opened(t0);
   EXPECT_EQ(l.next_deadline(), TimePoint::max());
   EXPECT_EQ(l.check(t0 + 10h), Action::none);
@@ -135,7 +140,8 @@ namespace {
 // we stream to it, it must still be asked for a pong once per interval, or it would be judged
 // dead at interval + timeout although it is alive.
 TEST(Heartbeat, ListenOnlyPeerIsPingedWhileWeKeepSending) {
-  Liveness l(heartbeat(1000ms, 1000ms), t0);
+  const Config cfg = heartbeat(1000ms, 1000ms);
+  Liveness l(cfg, t0);
   l.opened(t0);
   for (auto t = t0 + 100ms; t < t0 + 1000ms; t += 100ms) {
     l.sent(t);  // we stream every 100 ms
@@ -156,7 +162,8 @@ TEST(Heartbeat, ListenOnlyPeerIsPingedWhileWeKeepSending) {
 }
 
 TEST(Heartbeat, SilentPeerGetsOnePingPerIntervalNotPerTick) {
-  Liveness l(heartbeat(1000ms, 3000ms), t0);
+  const Config cfg = heartbeat(1000ms, 3000ms);
+  Liveness l(cfg, t0);
   l.opened(t0);
   int pings = 0;
   for (auto t = t0; t < t0 + 3990ms; t += 10ms) {  // a 10 ms tick

@@ -1,0 +1,88 @@
+// Byte buffers shared by the connections of one event loop (uWebSockets' cost model: an idle
+// connection holds no buffer). A connection takes a buffer when it has bytes in flight (a send
+// queue that did not drain at once, a message arriving in pieces) and gives it back, emptied but
+// with its capacity, as soon as the bytes are gone. In steady state the same few buffers go
+// round, so there is no allocation per message either.
+//
+// Bounded: at most `max_buffers` buffers and `max_bytes` of capacity are kept; what does not fit
+// is freed. Buffers come back LIFO (the one given last is still in cache). One loop thread only.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <new>
+#include <utility>
+#include <vector>
+
+namespace tether::loop {
+
+// vector<uint8_t>::resize would zero every byte before a frame overwrites it; this allocator
+// default-initialises instead (no writes), which matters for large payloads.
+template <class T>
+struct NoInitAllocator : std::allocator<T> {
+  template <class U>
+  struct rebind {
+    using other = NoInitAllocator<U>;
+  };
+  NoInitAllocator() = default;
+  template <class U>
+  NoInitAllocator(const NoInitAllocator<U>&) noexcept {}
+  template <class U>
+  void construct(U* p) noexcept {
+    ::new (static_cast<void*>(p)) U;
+  }
+  template <class U, class... Args>
+  void construct(U* p, Args&&... args) {
+    ::new (static_cast<void*>(p)) U(std::forward<Args>(args)...);
+  }
+};
+// A send queue's bytes (protocol::OutBuffer).
+using ByteBuffer = std::vector<uint8_t, NoInitAllocator<uint8_t>>;
+// A message being reassembled or inflated (protocol::Connection).
+using MessageBuffer = std::vector<uint8_t>;
+
+template <class Buffer>
+class BufferPool {
+ public:
+  explicit BufferPool(std::size_t max_buffers = 256, std::size_t max_bytes = 32u << 20)
+      : max_buffers_(max_buffers), max_bytes_(max_bytes) {}
+  BufferPool(const BufferPool&) = delete;
+  BufferPool& operator=(const BufferPool&) = delete;
+
+  // An empty buffer, with the capacity it kept when it was given back (none if the pool is empty).
+  Buffer take() {
+    if (free_.empty()) return Buffer();
+    Buffer b = std::move(free_.back());
+    free_.pop_back();
+    bytes_ -= b.capacity();
+    return b;
+  }
+  // Takes `b` back (leaving it empty, without capacity). Kept if within the bounds, else freed.
+  void give(Buffer& b) {
+    const std::size_t cap = b.capacity();
+    if (cap == 0) return;
+    if (free_.size() < max_buffers_ && bytes_ + cap <= max_bytes_) {
+      b.clear();
+      if (free_.capacity() == 0) free_.reserve(max_buffers_);  // once: giving never allocates
+      free_.push_back(std::move(b));
+      bytes_ += cap;
+    }
+    Buffer().swap(b);  // moved-from or kept too large: release whatever is left
+  }
+
+  std::size_t size() const { return free_.size(); }
+  std::size_t bytes() const { return bytes_; }
+
+ private:
+  std::size_t max_buffers_, max_bytes_;
+  std::size_t bytes_ = 0;
+  std::vector<Buffer> free_;
+};
+
+// The pools of one loop, which every connection on it uses (ConnectionConfig::pools).
+struct BufferPools {
+  BufferPool<ByteBuffer> out;
+  BufferPool<MessageBuffer> message;
+};
+
+}  // namespace tether::loop

@@ -1,0 +1,112 @@
+// loop::BufferPool and its use by protocol::Connection: an idle connection holds no send-queue
+// or message buffer (they go back to the loop's pool as soon as their bytes are gone), the pool
+// stays within its bounds, and a split control frame is gathered correctly without one.
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+#include "connection_harness.hpp"
+#include "loop/buffer_pool.hpp"
+#include "protocol/connection.hpp"
+
+namespace tether_conn_test {
+namespace {
+
+using tether::loop::BufferPool;
+using tether::loop::BufferPools;
+using tether::loop::MessageBuffer;
+using tether::protocol::CountingRandom;
+
+TEST(BufferPool, GivesBackTheLastBufferGivenWithItsCapacityAndEmpty) {
+  BufferPool<MessageBuffer> pool(4, 1 << 20);
+  MessageBuffer a(100, 1), b(300, 2);
+  const auto* b_data = b.data();
+  pool.give(a);
+  pool.give(b);
+  EXPECT_EQ(a.capacity(), 0u);  // the caller keeps nothing
+  EXPECT_EQ(b.capacity(), 0u);
+  EXPECT_EQ(pool.size(), 2u);
+  EXPECT_EQ(pool.bytes(), 400u);
+  MessageBuffer t = pool.take();
+  EXPECT_EQ(t.data(), b_data);  // LIFO
+  EXPECT_TRUE(t.empty());
+  EXPECT_EQ(t.capacity(), 300u);
+  EXPECT_EQ(pool.bytes(), 100u);
+  pool.take();
+  EXPECT_EQ(pool.take().capacity(), 0u);  // empty pool: a fresh buffer
+}
+
+TEST(BufferPool, KeepsNoMoreThanItsBounds) {
+  BufferPool<MessageBuffer> pool(2, 1000);
+  for (int i = 0; i < 5; ++i) {
+    MessageBuffer b(400);
+    pool.give(b);
+    EXPECT_EQ(b.capacity(), 0u);  // freed or kept, never left with the caller
+  }
+  EXPECT_EQ(pool.size(), 2u);  // the count bound
+  EXPECT_EQ(pool.bytes(), 800u);
+  BufferPool<MessageBuffer> small(10, 1000);
+  MessageBuffer big(2000);
+  small.give(big);  // over the byte bound on its own: freed
+  EXPECT_EQ(small.size(), 0u);
+  EXPECT_EQ(small.bytes(), 0u);
+}
+
+struct PooledServer {
+  BufferPools pools;
+  ConnectionConfig cfg;
+  Recorder rec;
+  CountingRandom rng{1};
+  std::unique_ptr<Connection> conn;
+  PooledServer() {
+    cfg.role = Role::server;
+    cfg.pools = &pools;
+    conn = std::make_unique<Connection>(cfg, rec, rng);
+    Bytes req = bytes(kUpgradeRequest);
+    conn->receive(req);
+    drain();
+  }
+  void drain() { conn->out().consume(conn->out().size()); }
+};
+
+TEST(BufferPool, AnIdleConnectionHoldsNoSendQueueOrMessageBuffer) {
+  PooledServer s;
+  ASSERT_EQ(s.conn->state(), State::open);
+  // The 101 response went out: its buffer is the pool's again.
+  EXPECT_EQ(s.pools.out.size(), 1u);
+  // A message in two frames needs the reassembly buffer, then gives it back.
+  Bytes in = cat({masked(kText, "hello ", false), masked(kCont, "world")});
+  s.conn->receive(in);
+  ASSERT_FALSE(s.rec.events.empty());
+  EXPECT_EQ(s.rec.events.back(), ev_text("hello world"));
+  EXPECT_EQ(s.pools.message.size(), 1u);
+  // Sending takes the queue's buffer from the pool; writing it all gives it back.
+  s.conn->send_text(std::string(1000, 'x'));
+  EXPECT_EQ(s.pools.out.size(), 0u);
+  s.drain();
+  EXPECT_EQ(s.pools.out.size(), 1u);
+  EXPECT_GE(s.pools.out.bytes(), 1000u);  // kept with its capacity for the next sender
+}
+
+TEST(BufferPool, ControlFrameSplitAcrossReadsIsGatheredAndAnswered) {
+  PooledServer s;
+  const std::string payload(125, 'p');  // the largest control payload (RFC 6455 5.5)
+  Bytes ping = masked(kPing, payload);
+  for (std::size_t cut = 1; cut < ping.size(); ++cut) {
+    s.rec.events.clear();
+    Bytes a(ping.begin(), ping.begin() + static_cast<long>(cut));
+    Bytes b(ping.begin() + static_cast<long>(cut), ping.end());
+    s.conn->receive(a);
+    s.conn->receive(b);
+    ASSERT_EQ(s.rec.events.size(), 1u) << "cut at " << cut;
+    EXPECT_EQ(s.rec.events[0], ev_ping(bytes(payload))) << "cut at " << cut;
+    auto frames = decode_frames({s.conn->out().data(), s.conn->out().size()});
+    ASSERT_EQ(frames.size(), 1u);
+    EXPECT_EQ(str(frames[0].payload), payload);  // the pong echoes it (5.5.2)
+    s.drain();
+  }
+}
+
+}  // namespace
+}  // namespace tether_conn_test
