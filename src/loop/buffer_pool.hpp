@@ -14,6 +14,8 @@
 #include <utility>
 #include <vector>
 
+#include "codec/read_state.hpp"
+
 namespace tether::loop {
 
 // vector<uint8_t>::resize would zero every byte before a frame overwrites it; this allocator
@@ -79,10 +81,55 @@ class BufferPool {
   std::vector<Buffer> free_;
 };
 
-// The pools of one loop, which every connection on it uses (ConnectionConfig::pools).
+// Objects lent the same way (a reader's state between reads, codec::FrameReadState): at most
+// `max_objects` are kept; take() makes a new one when none is free.
+template <class T>
+class ObjectPool {
+ public:
+  explicit ObjectPool(std::size_t max_objects = 256) : max_(max_objects) {}
+  ObjectPool(const ObjectPool&) = delete;
+  ObjectPool& operator=(const ObjectPool&) = delete;
+  std::unique_ptr<T> take() {
+    if (free_.empty()) return std::make_unique<T>();
+    std::unique_ptr<T> p = std::move(free_.back());
+    free_.pop_back();
+    return p;
+  }
+  // Takes `p` back (leaving it null); the caller has put it back in its initial state.
+  void give(std::unique_ptr<T>& p) {
+    if (!p) return;
+    if (free_.size() < max_) {
+      if (free_.capacity() == 0) free_.reserve(max_);  // once: giving never allocates
+      free_.push_back(std::move(p));
+    }
+    p.reset();
+  }
+  std::size_t size() const { return free_.size(); }
+
+ private:
+  std::size_t max_;
+  std::vector<std::unique_ptr<T>> free_;
+};
+
+// The pools of one loop, which every connection on it uses (ConnectionConfig::pools). A pool
+// grows to the most buffers its loop ever had in flight at once, then stops allocating; a few
+// are made up front (~20 KiB), so a loop with a handful of busy connections is in its steady
+// state from the start.
 struct BufferPools {
+  static constexpr std::size_t kPrewarm = 4;
+  static constexpr std::size_t kMinOutCapacity = 4096;  // a fresh send buffer's first size
+  BufferPools() {
+    for (std::size_t i = 0; i < kPrewarm; ++i) {
+      ByteBuffer b;
+      b.reserve(kMinOutCapacity);
+      out.give(b);
+      auto f = std::make_unique<codec::FrameReadState>();
+      frames.give(f);
+    }
+  }
   BufferPool<ByteBuffer> out;
   BufferPool<MessageBuffer> message;
+  ObjectPool<codec::FrameReadState> frames;
 };
 
 }  // namespace tether::loop

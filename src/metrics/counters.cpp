@@ -64,4 +64,9 @@ uint64_t Snapshot::open() const {
   return opened > c ? opened - c : 0;
 }
 
+StreamCounters& unread_counters() {
+  static StreamCounters sink;
+  return sink;
+}
+
 }  // namespace tether::metrics

@@ -148,4 +148,7 @@ struct Snapshot {
   uint64_t open() const;
 };
 
+// Counters nobody reads: where streams made without counters of their own count.
+StreamCounters& unread_counters();
+
 }  // namespace tether::metrics

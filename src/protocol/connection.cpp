@@ -43,6 +43,19 @@ void Connection::start_client(ClientHandshakeRequest request) {
 }
 
 void Connection::receive(std::span<uint8_t> data) {
+  receive_frames(data);
+  release_rx();
+}
+
+void Connection::release_rx() {
+  if (!rx_ || !config_.pools) return;  // without a pool the state simply stays
+  if (rstate_ != ReadState::done && (rstate_ == ReadState::payload || !rx_->idle())) return;
+  if (rx_->msg.capacity() != 0) config_.pools->message.give(rx_->msg);
+  *rx_ = codec::FrameReadState();
+  config_.pools->frames.give(rx_);
+}
+
+void Connection::receive_frames(std::span<uint8_t> data) {
   std::size_t pos = 0;
   const std::size_t n = data.size();
   while (pos < n) {
@@ -53,27 +66,30 @@ void Connection::receive(std::span<uint8_t> data) {
         pos += receive_http(data.subspan(pos));
         break;
       case ReadState::header: {
+        if (!rx_)
+          rx_ = config_.pools ? config_.pools->frames.take()
+                              : std::make_unique<codec::FrameReadState>();
         std::size_t consumed = 0;
         codec::HeaderStatus st;
-        if (hdr_len_ == 0) {
-          st = codec::parse_header(data.subspan(pos), header_, consumed);
+        if (rx_->hdr_len == 0) {
+          st = codec::parse_header(data.subspan(pos), rx_->header, consumed);
           if (st == codec::HeaderStatus::need_more) {
-            hdr_len_ = static_cast<uint8_t>(n - pos);  // < 14 bytes, else it would have parsed
-            std::memcpy(hdr_buf_, data.data() + pos, hdr_len_);
+            rx_->hdr_len = static_cast<uint8_t>(n - pos);  // < 14 bytes, else it would have parsed
+            std::memcpy(rx_->hdr_buf, data.data() + pos, rx_->hdr_len);
             return;
           }
           pos += consumed;
         } else {
-          std::size_t take = std::min<std::size_t>(codec::max_header_size - hdr_len_, n - pos);
-          std::memcpy(hdr_buf_ + hdr_len_, data.data() + pos, take);
-          st = codec::parse_header({hdr_buf_, hdr_len_ + take}, header_, consumed);
+          std::size_t take = std::min<std::size_t>(codec::max_header_size - rx_->hdr_len, n - pos);
+          std::memcpy(rx_->hdr_buf + rx_->hdr_len, data.data() + pos, take);
+          st = codec::parse_header({rx_->hdr_buf, rx_->hdr_len + take}, rx_->header, consumed);
           if (st == codec::HeaderStatus::need_more) {
-            hdr_len_ = static_cast<uint8_t>(hdr_len_ + take);
+            rx_->hdr_len = static_cast<uint8_t>(rx_->hdr_len + take);
             pos += take;
             break;
           }
-          pos += consumed - hdr_len_;
-          hdr_len_ = 0;
+          pos += consumed - rx_->hdr_len;
+          rx_->hdr_len = 0;
         }
         if (st != codec::HeaderStatus::ok) {
           fail(1002,
@@ -84,21 +100,21 @@ void Connection::receive(std::span<uint8_t> data) {
           return;
         }
         if (!begin_frame()) return;
-        if (remaining_ == 0) end_frame();
+        if (rx_->remaining == 0) end_frame();
         break;
       }
       case ReadState::payload: {
-        std::size_t take = static_cast<std::size_t>(std::min<uint64_t>(remaining_, n - pos));
-        bool whole = remaining_ == header_.payload_len && take == remaining_;
+        std::size_t take = static_cast<std::size_t>(std::min<uint64_t>(rx_->remaining, n - pos));
+        bool whole = rx_->remaining == rx_->header.payload_len && take == rx_->remaining;
         uint8_t* p = data.data() + pos;
-        if (header_.masked)
-          mask_offset_ =
-              static_cast<uint8_t>(codec::apply_mask(p, take, header_.mask_key, mask_offset_));
+        if (rx_->header.masked)
+          rx_->mask_offset =
+              static_cast<uint8_t>(codec::apply_mask(p, take, rx_->header.mask_key, rx_->mask_offset));
         pos += take;
-        remaining_ -= take;
+        rx_->remaining -= take;
         payload_chunk(p, take, whole);
         if (rstate_ == ReadState::done) return;
-        if (remaining_ == 0) end_frame();
+        if (rx_->remaining == 0) end_frame();
         break;
       }
     }
@@ -204,7 +220,7 @@ std::size_t Connection::receive_http(std::span<uint8_t> data) {
 }
 
 bool Connection::begin_frame() {
-  const auto& h = header_;
+  const auto& h = rx_->header;
   const auto op = static_cast<uint8_t>(h.opcode);
   if (h.rsv2 || h.rsv3 || (h.rsv1 && !deflate_)) {
     fail(1002, "RSV bit set without a negotiated extension", Cause::protocol_error);  // §5.2
@@ -240,105 +256,103 @@ bool Connection::begin_frame() {
       fail(1002, "control frame payload over 125 bytes", Cause::protocol_error);  // §5.5
       return false;
     }
-    ctrl_len_ = 0;
-    ctrl_data_ = nullptr;
+    rx_->ctrl_len = 0;
+    rx_->ctrl_data = nullptr;
   } else {
-    if (h.opcode == Opcode::continuation && !in_message_) {
+    if (h.opcode == Opcode::continuation && !rx_->in_message) {
       fail(1002, "continuation frame without a message in progress", Cause::protocol_error);
       return false;
     }
-    if (h.opcode != Opcode::continuation && in_message_) {
+    if (h.opcode != Opcode::continuation && rx_->in_message) {
       fail(1002, "new data frame while a fragmented message is in progress",
            Cause::protocol_error);  // §5.4
       return false;
     }
     // A compressed message is bounded by its inflated size, checked as it inflates; only the
     // frame size applies to its wire bytes (they are never buffered).
-    const bool compressed = h.opcode == Opcode::continuation ? msg_compressed_ : h.rsv1;
+    const bool compressed = h.opcode == Opcode::continuation ? rx_->msg_compressed : h.rsv1;
     if (h.payload_len > config_.max_frame ||
-        (!compressed && msg_.size() + h.payload_len > config_.max_message)) {
+        (!compressed && rx_->msg.size() + h.payload_len > config_.max_message)) {
       fail(1009, "message too big", Cause::protocol_error);  // §7.4.1
       return false;
     }
     if (h.opcode != Opcode::continuation) {
-      in_message_ = true;
-      msg_type_ = h.opcode;
-      msg_compressed_ = h.rsv1;
-      utf8_.reset();
+      rx_->in_message = true;
+      rx_->msg_type = h.opcode;
+      rx_->msg_compressed = h.rsv1;
+      rx_->utf8.reset();
     }
-    zero_copy_done_ = false;
+    rx_->zero_copy_done = false;
   }
-  remaining_ = h.payload_len;
-  mask_offset_ = 0;
+  rx_->remaining = h.payload_len;
+  rx_->mask_offset = 0;
   rstate_ = ReadState::payload;
   return true;
 }
 
 void Connection::payload_chunk(uint8_t* p, std::size_t n, bool whole_frame_here) {
-  if (codec::is_control(header_.opcode)) {
+  if (codec::is_control(rx_->header.opcode)) {
     if (whole_frame_here) {
-      ctrl_data_ = p;  // end_frame() follows within this receive(): the bytes are still there
+      rx_->ctrl_data = p;  // end_frame() follows within this receive(): the bytes are still there
     } else {
-      if (!ctrl_split_) ctrl_split_ = std::make_unique<uint8_t[]>(codec::max_control_payload);
-      std::memcpy(ctrl_split_.get() + ctrl_len_, p, n);
-      ctrl_data_ = ctrl_split_.get();
+      std::memcpy(rx_->ctrl_buf + rx_->ctrl_len, p, n);
+      rx_->ctrl_data = rx_->ctrl_buf;
     }
-    ctrl_len_ = static_cast<uint8_t>(ctrl_len_ + n);
+    rx_->ctrl_len = static_cast<uint8_t>(rx_->ctrl_len + n);
     return;
   }
   std::span<const uint8_t> chunk(p, n);
-  if (msg_compressed_) {
+  if (rx_->msg_compressed) {
     // RFC 7692 §7.2.2: inflate each piece as it arrives, into the message buffer (a compressed
     // message never takes the zero-copy path); the size limit and UTF-8 apply to its output.
     take_message_buffer();
-    const std::size_t before = msg_.size();
-    inflated(deflate_->inflate(chunk, msg_, config_.max_message), before);
+    const std::size_t before = rx_->msg.size();
+    inflated(deflate_->inflate(chunk, rx_->msg, config_.max_message), before);
     return;
   }
   // §8.1: fail fast on the first invalid byte, even in the middle of a fragment.
-  if (msg_type_ == Opcode::text && !utf8_.feed(chunk)) {
+  if (rx_->msg_type == Opcode::text && !rx_->utf8.feed(chunk)) {
     fail(1007, "invalid UTF-8 in text message", Cause::protocol_error);
     return;
   }
-  if (whole_frame_here && header_.fin && msg_.empty() && header_.opcode != Opcode::continuation) {
+  if (whole_frame_here && rx_->header.fin && rx_->msg.empty() && rx_->header.opcode != Opcode::continuation) {
     // The common case: a whole unfragmented message in one read. Deliver it in place.
-    if (msg_type_ == Opcode::text && !utf8_.complete()) {
+    if (rx_->msg_type == Opcode::text && !rx_->utf8.complete()) {
       fail(1007, "truncated UTF-8 sequence at end of text message", Cause::protocol_error);
       return;
     }
-    zero_copy_done_ = true;
-    in_message_ = false;
+    rx_->zero_copy_done = true;
+    rx_->in_message = false;
     deliver_message(chunk);
     return;
   }
   take_message_buffer();
-  msg_.insert(msg_.end(), p, p + n);
+  rx_->msg.insert(rx_->msg.end(), p, p + n);
 }
 
 void Connection::end_frame() {
   rstate_ = ReadState::header;
-  if (codec::is_control(header_.opcode)) {
+  if (codec::is_control(rx_->header.opcode)) {
     handle_control();
-    ctrl_split_.reset();
     return;
   }
-  if (!header_.fin || zero_copy_done_) return;
-  if (msg_compressed_) {
+  if (!rx_->header.fin || rx_->zero_copy_done) return;
+  if (rx_->msg_compressed) {
     take_message_buffer();
-    const std::size_t before = msg_.size();
-    if (!inflated(deflate_->finish_message(msg_, config_.max_message), before)) return;
+    const std::size_t before = rx_->msg.size();
+    if (!inflated(deflate_->finish_message(rx_->msg, config_.max_message), before)) return;
   }
-  if (msg_type_ == Opcode::text && !utf8_.complete()) {
+  if (rx_->msg_type == Opcode::text && !rx_->utf8.complete()) {
     fail(1007, "truncated UTF-8 sequence at end of text message", Cause::protocol_error);
     return;
   }
-  in_message_ = false;
-  deliver_message(msg_);
-  msg_.clear();
+  rx_->in_message = false;
+  deliver_message(rx_->msg);
+  rx_->msg.clear();
   if (config_.pools)
-    config_.pools->message.give(msg_);  // the next message in pieces takes one again
-  else if (msg_.capacity() > 64 * 1024)
-    msg_.shrink_to_fit();  // keep small buffers for reuse; release what a big message left
+    config_.pools->message.give(rx_->msg);  // the next message in pieces takes one again
+  else if (rx_->msg.capacity() > 64 * 1024)
+    rx_->msg.shrink_to_fit();  // keep small buffers for reuse; release what a big message left
 }
 
 bool Connection::inflated(extensions::InflateStatus st, std::size_t before) {
@@ -360,8 +374,8 @@ bool Connection::inflated(extensions::InflateStatus st, std::size_t before) {
       return false;
   }
   // §8.1: UTF-8 is a property of the message, i.e. of the inflated bytes.
-  if (msg_type_ == Opcode::text &&
-      !utf8_.feed(std::span<const uint8_t>(msg_.data() + before, msg_.size() - before))) {
+  if (rx_->msg_type == Opcode::text &&
+      !rx_->utf8.feed(std::span<const uint8_t>(rx_->msg.data() + before, rx_->msg.size() - before))) {
     fail(1007, "invalid UTF-8 in text message", Cause::protocol_error);
     return false;
   }
@@ -370,12 +384,12 @@ bool Connection::inflated(extensions::InflateStatus st, std::size_t before) {
 
 void Connection::deliver_message(std::span<const uint8_t> data) {
   if (state_ != State::open && state_ != State::closing) return;
-  handler_.on_message(msg_type_, data);
+  handler_.on_message(rx_->msg_type, data);
 }
 
 void Connection::handle_control() {
-  std::span<const uint8_t> payload(ctrl_data_, ctrl_len_);
-  switch (header_.opcode) {
+  std::span<const uint8_t> payload(rx_->ctrl_data, rx_->ctrl_len);
+  switch (rx_->header.opcode) {
     case Opcode::ping:
       // §5.5.2: answer with a pong carrying the same application data (unless we closed).
       // §5.5.2: answer unless we already *received* a Close (which moves us to closed); having

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "codec/frame.hpp"
+#include "codec/read_state.hpp"
 #include "codec/utf8.hpp"
 #include "extensions/permessage_deflate.hpp"
 #include "loop/buffer_pool.hpp"
@@ -134,8 +135,10 @@ class Connection {
   void write_frame(codec::Opcode op, bool fin, std::span<const uint8_t> payload, bool rsv1 = false);
   void finish(const CloseInfo& info);
   void take_message_buffer() {
-    if (msg_.capacity() == 0 && config_.pools) msg_ = config_.pools->message.take();
+    if (rx_->msg.capacity() == 0 && config_.pools) rx_->msg = config_.pools->message.take();
   }
+  void receive_frames(std::span<uint8_t> data);
+  void release_rx();  // back to the pool if nothing is in progress
 
   const ConnectionConfig& config_;
   Handler& handler_;
@@ -145,35 +148,17 @@ class Connection {
   bool close_transport_ = false;
   bool close_sent_ = false;
   bool finished_ = false;
-  bool zero_copy_done_ = false;
   bool out_in_message_ = false;
   bool transport_blocked_ = false;  // we sent a non-final fragment (§5.4)
   uint16_t rejected_status_ = 0;
+  Cause close_cause_ = Cause::remote_close;  // what our close() was given
 
-  // frame being read
-  codec::FrameHeader header_;
-  uint8_t hdr_buf_[codec::max_header_size];
-  uint8_t hdr_len_ = 0;
-  uint64_t remaining_ = 0;
-  uint8_t mask_offset_ = 0;  // 0..3: where in the 4-byte key the next payload byte is
-  // Control frame payload (§5.5: <= 125 bytes): where it is, in place in the caller's buffer
-  // when the frame arrived whole (the usual case), else gathered in ctrl_split_, which exists
-  // only while such a split frame is being read (an idle connection holds no buffer for it).
-  const uint8_t* ctrl_data_ = nullptr;
-  std::unique_ptr<uint8_t[]> ctrl_split_;
-  uint8_t ctrl_len_ = 0;
-  // message being reassembled
-  bool in_message_ = false;
-  codec::Opcode msg_type_ = codec::Opcode::text;
-  std::vector<uint8_t> msg_;
-  codec::Utf8Validator utf8_;
-  bool msg_compressed_ = false;  // RFC 7692 §6: RSV1 on the message's first frame
+  // The frame or message being read: borrowed from the loop's pool while one is in progress
+  // (receive() takes it, gives it back when a read ends between messages), own otherwise.
+  std::unique_ptr<codec::FrameReadState> rx_;
 
   // permessage-deflate, when negotiated
   std::unique_ptr<extensions::PerMessageDeflate> deflate_;
-
-  // our close
-  Cause close_cause_ = Cause::remote_close;
 
   // handshake
   std::unique_ptr<HttpHeadParser> http_;

@@ -36,7 +36,7 @@ class OutBuffer {
 
   // Returns space for `n` more bytes at the back (valid until the next call).
   uint8_t* extend(std::size_t n) {
-    if (buf_.capacity() == 0 && pool_) buf_ = pool_->take();
+    if (buf_.capacity() == 0 && pool_) take_from_pool();
     if (head_ != 0 && head_ == buf_.size()) {
       buf_.clear();
       head_ = 0;
@@ -59,7 +59,7 @@ class OutBuffer {
   void mark_boundary() { boundary_ = buf_.size(); }
   // Inserts a whole frame at the first frame boundary at or after the read offset.
   void insert_priority(const uint8_t* p, std::size_t n) {
-    if (buf_.capacity() == 0 && pool_) buf_ = pool_->take();
+    if (buf_.capacity() == 0 && pool_) take_from_pool();
     const std::size_t at = first_boundary();
     const std::size_t old = buf_.size();
     buf_.resize(old + n);
@@ -81,6 +81,12 @@ class OutBuffer {
 
  private:
   static constexpr std::size_t kKeepCapacity = 64 * 1024;
+  // A pooled buffer starts at 4 KiB, so the ones going round do not each grow by small steps.
+  void take_from_pool() {
+    buf_ = pool_->take();
+    if (buf_.capacity() < loop::BufferPools::kMinOutCapacity)
+      buf_.reserve(loop::BufferPools::kMinOutCapacity);
+  }
   void compact() {
     first_boundary();  // keep boundary_ pointing at a frame start that survives the move
     std::memmove(buf_.data(), buf_.data() + head_, buf_.size() - head_);

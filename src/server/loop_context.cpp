@@ -142,8 +142,10 @@ void LoopContext::schedule_flush(ServerConn* c) {
 void LoopContext::retire(ServerConn* c) {
   c->retired = true;
   conns.erase(c->id());
-  const auto subscribed = c->topics;  // unsubscribe() edits c->topics
-  for (const auto& t : subscribed) unsubscribe(c, t);
+  if (c->topics) {
+    const auto subscribed = *c->topics;  // unsubscribe() edits c->topics
+    for (const auto& t : subscribed) unsubscribe(c, t);
+  }
   if (c->admitted()) server.release(c->ip());
   graveyard.push_back(c);
   if (!after_io_scheduled) {
@@ -222,9 +224,10 @@ std::vector<ServerConn*> LoopContext::all_conns() const {
 }
 
 void LoopContext::subscribe(ServerConn* c, std::string_view topic) {
-  for (const auto& t : c->topics)
+  if (!c->topics) c->topics = std::make_unique<std::vector<std::string>>();
+  for (const auto& t : *c->topics)
     if (t == topic) return;
-  c->topics.emplace_back(topic);
+  c->topics->emplace_back(topic);
   topics[std::string(topic)].push_back(c);
   if (mirror && c->resume_session()) session_subscribed(c, topic);
 }
@@ -236,8 +239,10 @@ void LoopContext::unsubscribe(ServerConn* c, std::string_view topic) {
     subs.erase(std::remove(subs.begin(), subs.end(), c), subs.end());
     if (subs.empty()) topics.erase(it);
   }
-  auto& mine = c->topics;
+  if (!c->topics) return;
+  auto& mine = *c->topics;
   mine.erase(std::remove(mine.begin(), mine.end(), topic), mine.end());
+  if (mine.empty()) c->topics.reset();
 }
 
 void LoopContext::fan_out(ServerConn* c, std::span<const uint8_t> frame, std::string_view data,

@@ -47,7 +47,7 @@ StreamConfig make_stream_config(LoopContext& ctx, bool busy, bool metrics_only) 
     }();
     c.protocol.server = &no_upgrades;
     c.protocol.deflate = nullptr;
-    c.counters = nullptr;
+    c.counters = &metrics::unread_counters();
   }
   return c;
 }

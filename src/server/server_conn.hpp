@@ -40,10 +40,9 @@ class ServerConn final : public Connection, public WsStream {
   std::string ip() const;  // the peer's address without the port
   // Counted against the limits (released on retire).
   bool admitted() const { return !busy_ && !metrics_only_; }
-  bool in_flush_list = false;
-  bool retired = false;  // socket gone, deleted at the end of the loop iteration
   LoopContext& context() { return ctx_; }
-  std::vector<std::string> topics;  // subscriptions, removed from the loop's table on retire
+  // Subscriptions (none: no vector), removed from the loop's table on retire.
+  std::unique_ptr<std::vector<std::string>> topics;
   // Fan-out: queue a frame encoded once for many (plain connections), or send the message
   // through the resume session (numbered per session).
   void send_prepared(std::span<const uint8_t> frame, std::string_view data, MessageType type);
@@ -77,6 +76,12 @@ class ServerConn final : public Connection, public WsStream {
   LoopContext& ctx_;
   uint64_t id_;
   std::string peer_;
+
+ public:
+  bool in_flush_list = false;
+  bool retired = false;  // socket gone, deleted at the end of the loop iteration
+
+ private:
   bool busy_ = false;
   bool metrics_only_ = false;
   bool opened_ = false;  // the application has seen on_open

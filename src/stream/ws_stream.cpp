@@ -20,17 +20,11 @@ long long whole_ms(loop::Duration d) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(d).count();
 }
 
-metrics::StreamCounters* counters_or_sink(metrics::StreamCounters* c) {
-  // Streams made without counters count into one shared sink that nobody reads.
-  static metrics::StreamCounters sink;
-  return c ? c : &sink;
-}
 }  // namespace
 
 WsStream::WsStream(loop::EventLoop& loop, const StreamConfig& config, protocol::Random& rng)
     : loop_(loop),
       config_(config),
-      counters_(counters_or_sink(config.counters)),
       proto_(config_.protocol, *this, rng),
       live_(config_.liveness, loop.now()),
       control_budget_(config_.max_control_per_second, config_.max_control_per_second, loop.now()) {
@@ -43,7 +37,7 @@ WsStream::~WsStream() {
     loop_.remove(fd_);
     loop::close_fd(fd_);
   }
-  counters_->send_queue_bytes.move(queue_reported_, 0);
+  config_.counters->send_queue_bytes.move(queue_reported_, 0);
 }
 
 ConnectionStats WsStream::stats() const {
@@ -60,7 +54,7 @@ ConnectionStats WsStream::stats() const {
 void WsStream::report_queue() {
   const std::size_t q = fd_ >= 0 ? buffered() : 0;
   if (q == queue_reported_) return;
-  counters_->send_queue_bytes.move(queue_reported_, q);
+  config_.counters->send_queue_bytes.move(queue_reported_, q);
   queue_reported_ = q;
 }
 
@@ -94,7 +88,7 @@ SendStatus WsStream::send_message(std::string_view data, MessageType type) {
   if (fd_ < 0 || proto_.state() != protocol::State::open) return SendStatus::dropped;
   if (proto_.out().size() + data.size() > config_.send_buffer_max) {
     // The peer is not reading: bounded memory means this message cannot be queued.
-    counters_->drop(metrics::DropReason::send_buffer_full);
+    config_.counters->drop(metrics::DropReason::send_buffer_full);
     if (config_.close_on_overflow)
       close_stream(1008, "send buffer full: peer not reading", Cause::local_close);
     return SendStatus::dropped;
@@ -103,7 +97,7 @@ SendStatus WsStream::send_message(std::string_view data, MessageType type) {
               protocol::Connection::as_bytes(data));
   live_.message(loop_.now());
   ++messages_sent_;
-  counters_->messages_sent.add();
+  config_.counters->messages_sent.add();
   if (!in_io_) stream_schedule_flush();
   return proto_.out().size() > config_.send_buffer_limit ? SendStatus::backpressure
                                                          : SendStatus::success;
@@ -160,7 +154,7 @@ void WsStream::read_some() {
     if (n > 0) {
       live_.received(loop_.now());  // any inbound byte is life
       bytes_received_ += static_cast<uint64_t>(n);
-      counters_->bytes_received.add(static_cast<uint64_t>(n));
+      config_.counters->bytes_received.add(static_cast<uint64_t>(n));
       if (tls_) {
         if (!receive_tls(static_cast<std::size_t>(n))) break;
       } else {
@@ -219,7 +213,7 @@ long WsStream::write_some(std::span<const uint8_t> bytes, bool& blocked) {
     ssize_t n = ::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL);
     if (n >= 0) {
       bytes_sent_ += static_cast<uint64_t>(n);
-      counters_->bytes_sent.add(static_cast<uint64_t>(n));
+      config_.counters->bytes_sent.add(static_cast<uint64_t>(n));
       return n;
     }
     if (errno == EINTR) continue;
@@ -316,7 +310,7 @@ void WsStream::on_open() {
   live_.opened(loop_.now());
   was_open_ = true;
   opened_at_ = loop_.now();
-  counters_->opened.add();
+  config_.counters->opened.add();
   rearm();
   stream_open();
 }
@@ -324,7 +318,7 @@ void WsStream::on_open() {
 void WsStream::on_message(codec::Opcode type, std::span<const uint8_t> data) {
   live_.message(loop_.now());
   ++messages_received_;
-  counters_->messages_received.add();
+  config_.counters->messages_received.add();
   stream_message(type, data);
 }
 
@@ -341,7 +335,7 @@ void WsStream::on_pong(std::span<const uint8_t> payload) {
   count_control();
   if (auto rtt = liveness::rtt_from_pong(payload, loop_.now())) {
     rtt_ns_ = std::chrono::duration_cast<std::chrono::nanoseconds>(*rtt).count();
-    counters_->rtt.observe(static_cast<uint64_t>(
+    config_.counters->rtt.observe(static_cast<uint64_t>(
         std::chrono::duration_cast<std::chrono::nanoseconds>(std::max(*rtt, loop::Duration::zero()))
             .count()));
     stream_rtt(*rtt);
@@ -352,11 +346,11 @@ void WsStream::on_close(const CloseInfo& info) {
   live_.done();
   loop_.timers().cancel(timer_);
   if (was_open_)
-    counters_->closed_with(info.cause, info.code);
+    config_.counters->closed_with(info.cause, info.code);
   else if (const int status = proto_.rejected_status())
-    counters_->rejected_handshakes[metrics::status_bucket(status)].add();
+    config_.counters->rejected_handshakes[metrics::status_bucket(status)].add();
   else
-    counters_->failed_handshakes[static_cast<std::size_t>(info.cause)].add();
+    config_.counters->failed_handshakes[static_cast<std::size_t>(info.cause)].add();
   stream_close(info);
 }
 

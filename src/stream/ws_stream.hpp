@@ -39,14 +39,14 @@ struct StreamConfig {
   std::shared_ptr<tls::Context> tls;
   std::string tls_host;
   // Where traffic, opens, closes, RTTs and drops are counted: the loop's (server) or the
-  // client's. Must outlive the stream; nullptr: counted nowhere.
-  metrics::StreamCounters* counters = nullptr;
+  // client's. Must outlive the stream; by default counters nobody reads.
+  metrics::StreamCounters* counters = &metrics::unread_counters();
 };
 
 class WsStream : public loop::IoHandler, public protocol::Handler {
  public:
   // `config` is shared (one per server loop or client), not copied: it must outlive the
-  // stream. Its `counters` may be null (then nothing is counted).
+  // stream.
   // Reads go into the loop's shared read buffer (EventLoop::read_buffer()).
   WsStream(loop::EventLoop& loop, const StreamConfig& config, protocol::Random& rng);
   WsStream(loop::EventLoop&, StreamConfig&&, protocol::Random&) = delete;
@@ -69,7 +69,7 @@ class WsStream : public loop::IoHandler, public protocol::Handler {
   void note_message_sent() {
     live_.message(loop_.now());
     ++messages_sent_;
-    counters_->messages_sent.add();
+    config_.counters->messages_sent.add();
   }
   // The owner's deadline (stream_deadline) may have moved earlier: re-arm if the timer would
   // fire too late. Costs nothing when it would not.
@@ -84,7 +84,7 @@ class WsStream : public loop::IoHandler, public protocol::Handler {
   bool is_open() const { return proto_.state() == protocol::State::open; }
   protocol::Connection& protocol() { return proto_; }
   const protocol::Connection& protocol() const { return proto_; }
-  metrics::StreamCounters& counters() { return *counters_; }
+  metrics::StreamCounters& counters() { return *config_.counters; }
   // This connection's traffic and timing (tether serve logs them on close).
   ConnectionStats stats() const;
 
@@ -131,7 +131,6 @@ class WsStream : public loop::IoHandler, public protocol::Handler {
   void report_queue();
 
   const StreamConfig& config_;
-  metrics::StreamCounters* counters_;  // config_.counters, or a sink nobody reads
   protocol::Connection proto_;
   liveness::Liveness live_;
   loop::Timer timer_;

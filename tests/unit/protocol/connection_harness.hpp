@@ -20,6 +20,7 @@
 
 #include "codec/close_payload.hpp"
 #include "codec/frame.hpp"
+#include "loop/buffer_pool.hpp"
 #include "protocol/connection.hpp"
 #include "protocol/handshake.hpp"
 #include "protocol/random.hpp"
@@ -349,8 +350,12 @@ inline void PrintTo(const Outcome& o, std::ostream* os) {
 // chunk is a heap overflow under ASan.
 inline constexpr std::size_t kCopyChunksUpTo = 8192;
 
-inline Outcome run_pieces(const Scenario& s, const std::vector<std::size_t>& pieces) {
+// `pools`: the connection borrows its buffers and read state from there (as on an event loop),
+// so the chunked runs, which share one, also check that what goes back to the pool is clean.
+inline Outcome run_pieces(const Scenario& s, const std::vector<std::size_t>& pieces,
+                          tether::loop::BufferPools* pools = nullptr) {
   ConnectionConfig cfg;
+  cfg.pools = pools;
   cfg.role = s.role;
   cfg.max_frame = s.max_frame;
   cfg.max_message = s.max_message;
@@ -456,14 +461,16 @@ inline std::vector<std::size_t> huge_chunk_sizes(std::size_t total) {
 }
 
 // Runs `s` with its input whole, then in each chunking; every run must give the same events,
-// output bytes, state and transport decision. Returns the whole-input outcome.
+// output bytes, state and transport decision. Returns the whole-input outcome. The whole-input
+// and random runs keep their own buffers; the fixed chunkings borrow from one shared pool.
 inline Outcome run_chunked(const Scenario& s, std::optional<std::vector<std::size_t>> sizes = {}) {
   const std::size_t n = s.input.size();
   Outcome ref = run_pieces(s, n ? std::vector<std::size_t>{n} : std::vector<std::size_t>{});
   if (n == 0) return ref;
   const auto ks = sizes ? *sizes : chunk_sizes(n);
+  tether::loop::BufferPools pools;
   for (std::size_t k : ks) {
-    Outcome o = run_pieces(s, fixed_pieces(n, k));
+    Outcome o = run_pieces(s, fixed_pieces(n, k), &pools);
     if (o != ref) {
       ADD_FAILURE() << "chunk size " << k << " of " << n << " differs from whole input\n"
                     << "whole: " << testing::PrintToString(ref)
