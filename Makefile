@@ -54,14 +54,35 @@ demo: build
 fuzz: deps
 	scripts/fuzz.sh $(FUZZ_SECONDS)
 
-# Peer comparison (bench/compare.py): tether, Boost.Beast, websocketpp, libwebsockets, Node ws and
-# a raw TCP echo ceiling, workloads W1-W4, 3 interleaved rounds (~10 min); rewrites its section of
-# docs/bench.md and the charts in docs/bench/. Shorter: make bench BENCH_FLAGS="--duration 2 --rounds 1".
+# Every script-owned section of docs/bench.md and its charts, in one go (~20-25 min on 2 CPUs):
+#   1. bench/compare.py (BENCH_FLAGS): tether, Boost.Beast, websocketpp, libwebsockets, Node ws and
+#      a raw TCP echo ceiling, workloads W1-W4, 3 interleaved rounds (~10 min); section `compare`
+#      and the charts in $(BENCH_CHARTS)/;
+#   2. bench/idle.sh (IDLE_FLAGS): 10,000 idle connections with heartbeats at 1 s and 25 s, plus the
+#      same ping rate as 50,000 connections at 1 s from 10,000 at 200 ms (~3-4 min); section `idle`;
+#   3. bench/fanout.sh (FANOUT_FLAGS): W6/W7 fan-out to 5,000 subscribers, plain, TLS and
+#      permessage-deflate, tether vs Node ws, 3 rounds (~7 min); section `fanout`.
+# A runner that fails does not stop the others; make then exits non-zero. Shorter:
+#   make bench BENCH_FLAGS="--duration 2 --rounds 1" IDLE_FLAGS="--intervals 1s --rate-equivalent 50000" \
+#     FANOUT_FLAGS="--rounds 1 --duration 5"
+# BENCH_OUT / BENCH_CHARTS write elsewhere (e.g. a copy of the page, for trying the runners out).
 BENCH_FLAGS ?= --rounds 3 --duration 4
+IDLE_FLAGS ?= --rounds 1 --rate-equivalent 50000
+FANOUT_FLAGS ?= --rounds 3 --duration 10
+BENCH_OUT ?= docs/bench.md
+BENCH_CHARTS ?= docs/bench
 bench: deps
 	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release -DTETHER_BUILD_BENCH=ON
 	cmake --build $(BUILD) -j $(JOBS)
-	/usr/bin/python3 bench/compare.py --build $(BUILD) $(BENCH_FLAGS) --out docs/bench.md --charts docs/bench
+	@rc=0; \
+	echo "== bench/compare.py $(BENCH_FLAGS)"; \
+	/usr/bin/python3 bench/compare.py --build $(BUILD) $(BENCH_FLAGS) --out $(BENCH_OUT) --charts $(BENCH_CHARTS) || rc=1; \
+	echo "== bench/idle.sh $(IDLE_FLAGS)"; \
+	bench/idle.sh --build $(BUILD) $(IDLE_FLAGS) --out $(BENCH_OUT) || rc=1; \
+	echo "== bench/fanout.sh $(FANOUT_FLAGS)"; \
+	bench/fanout.sh --build $(BUILD) $(FANOUT_FLAGS) --out $(BENCH_OUT) || rc=1; \
+	if [ $$rc -ne 0 ]; then echo "make bench: a runner failed (see above); the others' sections were still rewritten" >&2; fi; \
+	exit $$rc
 
 # The unit and interop suites under ASan+UBSan only, in a separate build directory.
 asan: asan-build

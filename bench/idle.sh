@@ -2,10 +2,13 @@
 # bench/idle.sh: what a tether server spends on idle WebSocket connections with heartbeats.
 #
 #   bench/idle.sh [--connections 10000] [--intervals "1s 25s"] [--window 10] [--settle 2]
-#                 [--with-50k] [--rounds 1] [--syscalls auto|perf|strace|none] [--syscall-seconds 5]
+#                 [--with-50k] [--rate-equivalent 50000] [--rounds 1]
+#                 [--syscalls auto|perf|strace|none] [--syscall-seconds 5] [--build build]
+#                 [--out docs/bench.md]
 #
 # For each ping interval (and each connection count: N, plus 50,000 with --with-50k), run.sh
-# style: start `tether serve --mode echo --ping-interval I --ping-timeout 20s` pinned to CPU 0,
+# style: start `tether serve --mode echo --ping-interval I --ping-timeout 20s --log-level warn`
+# (warn: stderr carries only problems, which fail the run) pinned to CPU 0,
 # open N connections with build/bench/idle_conns pinned to CPU 1 (client heartbeats off: the
 # clients only answer the server's pings), wait until all are open plus --settle seconds, then
 # over a window of max(--window, I) seconds (at least one full ping interval) sample:
@@ -18,11 +21,28 @@
 # if usable, else strace -c; after the CPU window, so the counting does not disturb it)
 # -> syscalls per ping.
 # With --rounds R everything repeats R times and the table shows medians (and every run).
-# Prints a markdown table on stdout, details on stderr; checks that every connection opened,
-# none closed early (no heartbeat timeouts) and the server logged no errors.
+#
+# Issue 8's targets, printed as MET / NOT MET lines under the table:
+#   - server RSS per idle connection with heartbeats on <= 300 bytes (the worst configuration
+#     measured);
+#   - heartbeat CPU at 50,000 connections and a 1 s ping interval under 20% of one core.
+# 50,000 connections need a descriptor limit above 51,024 and more ephemeral ports than
+# ip_local_port_range usually gives (--with-50k measures them when the machine allows).
+# --rate-equivalent R adds a run with --connections N at a ping interval of N / R seconds
+# (10,000 at 200ms = 50,000 pings/s): the same PING RATE from fewer connections. The report labels
+# it an equivalent-rate proxy, not a 50,000-connection measurement (it leaves out what only more
+# connections cost: a bigger timer wheel and epoll set, more memory touched per round of pings),
+# and judges the CPU target on it only when no real 50,000-connection 1 s run was made.
+#
+# Prints a markdown report on stdout, details on stderr; checks that every connection opened,
+# none closed early (no heartbeat timeouts) and the server logged no errors. --out FILE
+# rewrites the `idle` section of FILE (between <!-- idle begin --> and <!-- idle end -->,
+# bench/md_section.py), also when a check failed (the report then lists the problems, and the
+# script still exits 1).
 #
 # Run from anywhere after building with -DTETHER_BUILD_BENCH=ON. Needs: Linux /proc, bash 5,
 # taskset, timeout, ss (iproute2), awk; 2 CPUs; as many ephemeral ports as connections.
+# --build DIR: the build directory holding tether and bench/idle_conns (default build).
 # Overrides (environment): TETHER_BIN (build/tether), IDLE_BIN (build/bench/idle_conns),
 # SERVER_CPU (0), CLIENT_CPU (1), TETHER_COMMIT (the commit named in the report).
 # Both binaries are copied to a scratch directory first, so a rebuild during the runs does not
@@ -40,9 +60,12 @@ calc() { awk -v CONVFMT=%.6f -v OFMT=%.6f "BEGIN { printf \"%s\", ($1) }"; }  # 
 fmt() { awk "BEGIN { printf \"$1\", ($2) }"; }  # fmt '%.2f' EXPR: formatted
 
 connections=10000 intervals="1s 25s" window=10 settle=2 with_large=0 rounds=1
-syscalls=auto syscall_s=5
+syscalls=auto syscall_s=5 rate_eq=0 out="" build_dir=build
 while [[ $# -gt 0 ]]; do
   case "$1" in
+    --rate-equivalent) rate_eq=${2:?--rate-equivalent needs a value}; shift 2 ;;
+    --out) out=${2:?--out needs a value}; shift 2 ;;
+    --build) build_dir=${2:?--build needs a value}; shift 2 ;;
     --connections) connections=${2:?--connections needs a value}; shift 2 ;;
     --intervals) intervals=${2:?--intervals needs a value}; shift 2 ;;
     --window) window=${2:?--window needs a value}; shift 2 ;;
@@ -61,6 +84,10 @@ done
 [[ $settle =~ ^[0-9]+$ ]] || die "--settle must be an integer (seconds)"
 [[ $syscall_s =~ ^[1-9][0-9]*$ ]] || die "--syscall-seconds must be a positive integer"
 [[ $syscalls =~ ^(auto|perf|strace|none)$ ]] || die "--syscalls must be auto, perf, strace or none"
+[[ $rate_eq =~ ^[0-9]+$ ]] || die "--rate-equivalent must be a number of pings per second (e.g. 50000)"
+if [[ -n $out && $out != /* ]]; then out="$PWD/$out"; fi
+# --build relative to where the script was started (the default, build, to the repo root).
+if [[ $build_dir != build && $build_dir != /* ]]; then build_dir="$PWD/$build_dir"; fi
 
 # Interval strings as the server takes them ("1s", "500ms", "2m", bare seconds) -> seconds.
 interval_seconds() {
@@ -75,14 +102,26 @@ for i in $intervals; do
   v=$(interval_seconds "$i")
   [[ $v != bad && $(calc "$v > 0") == 1 ]] || die "bad ping interval '$i' (e.g. 1s, 500ms, 25s)"
 done
+# --rate-equivalent R: --connections N pinged every N / R seconds (whole milliseconds).
+eq_interval=""
+if (( rate_eq > 0 )); then
+  eq_ms=$(( (connections * 1000 + rate_eq / 2) / rate_eq ))
+  (( eq_ms >= 50 )) ||
+    die "--rate-equivalent $rate_eq with $connections connections needs a ${eq_ms} ms interval; below 50 ms the 10 ms timer tick distorts the rate (use more --connections)"
+  eq_interval="${eq_ms}ms"
+  for i in $intervals; do
+    [[ $(interval_seconds "$i") != "$(interval_seconds "$eq_interval")" ]] ||
+      die "--rate-equivalent's interval $eq_interval is already in --intervals"
+  done
+fi
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$repo"
-TETHER_BIN=${TETHER_BIN:-build/tether}
-IDLE_BIN=${IDLE_BIN:-build/bench/idle_conns}
+TETHER_BIN=${TETHER_BIN:-$build_dir/tether}
+IDLE_BIN=${IDLE_BIN:-$build_dir/bench/idle_conns}
 SERVER_CPU=${SERVER_CPU:-0}
 CLIENT_CPU=${CLIENT_CPU:-1}
-hint="build: cmake -S . -B build -DTETHER_BUILD_BENCH=ON && cmake --build build -j"
+hint="build: cmake -S . -B $build_dir -DTETHER_BUILD_BENCH=ON && cmake --build $build_dir -j"
 [[ -x $TETHER_BIN ]] || die "$TETHER_BIN not found ($hint)"
 [[ -x $IDLE_BIN ]] || die "$IDLE_BIN not found ($hint)"
 for tool in taskset timeout ss awk; do
@@ -176,7 +215,7 @@ cp -p "$IDLE_BIN" "$work/bin/idle_conns" || fail "cannot copy $IDLE_BIN"
 # The commit the report names: TETHER_COMMIT when the binaries come from elsewhere.
 if [[ -n ${TETHER_COMMIT:-} ]]; then
   commit=$TETHER_COMMIT
-elif [[ $TETHER_BIN != build/tether ]]; then
+elif [[ $TETHER_BIN != "$build_dir/tether" ]]; then
   commit="binary $TETHER_BIN (TETHER_BIN override; set TETHER_COMMIT to name its commit)"
 else
   commit=$(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo unknown)
@@ -185,6 +224,16 @@ else
   fi
 fi
 commit+=", binaries built $(date -u -r "$work/bin/tether" '+%Y-%m-%d %H:%M UTC')"
+# Build type and compiler, from the build directory's CMake cache when there is one.
+build_info=""
+cache="$(dirname "$TETHER_BIN")/CMakeCache.txt"
+if [[ -r $cache ]]; then
+  build_info=$(sed -n 's/^CMAKE_BUILD_TYPE:[A-Z]*=//p' "$cache" | head -1)
+  cxx=$(sed -n 's/^CMAKE_CXX_COMPILER:[A-Z]*=//p' "$cache" | head -1)
+  if [[ -n $cxx && -x $cxx ]]; then
+    build_info+="${build_info:+, }$("$cxx" --version 2>/dev/null | head -1)"
+  fi
+fi
 TETHER_BIN=$work/bin/tether IDLE_BIN=$work/bin/idle_conns
 
 # ---- samplers
@@ -273,6 +322,7 @@ machine_busy() {  # % of all CPUs busy over 1 s (from /proc/stat), before the ru
 # ---- one run: N connections, ping interval I. Appends a table row to $rows.
 rows=()
 noisy=()
+all_problems=()
 results_ok=1
 run_one() {
   local n=$1 interval=$2 tag="r$round-$1-$2"
@@ -291,7 +341,7 @@ run_one() {
   # an earlier run would show an old `listening` line (and port) until then.
   rm -f "$sout" "$serr" "$cout" "$cerr"
   "${server_pin[@]}" "$TETHER_BIN" serve --host 127.0.0.1 --port 0 --mode echo \
-    --ping-interval "$interval" --ping-timeout "$PING_TIMEOUT" >"$sout" 2>"$serr" &
+    --ping-interval "$interval" --ping-timeout "$PING_TIMEOUT" --log-level warn >"$sout" 2>"$serr" &
   server_pid=$!
   wait_for_line "$sout" '^listening ws://' "$LISTEN_WAIT_S" "$server_pid" ||
     fail "the server did not print 'listening' within ${LISTEN_WAIT_S} s (stderr: $serr)"
@@ -302,9 +352,23 @@ run_one() {
   local rss0
   rss0=$(rss_kib "$server_pid")
 
+  # The marginal cost: idle_conns pauses once a fifth of the connections are open, and the
+  # baseline is taken then, when the one-time costs of the first connections (code and library
+  # pages faulted in by the first handshakes, the loop's pools and read buffer, the first heap
+  # growth) are already in it. Below 1,000 connections there is no pause: from idle only.
+  local pause_args=() pause_at=0
+  (( n >= 1000 )) && { pause_at=$(( n / 5 )); pause_args=(--pause-at "$pause_at" --pause 3); }
   "${client_pin[@]}" "$IDLE_BIN" "ws://127.0.0.1:$port/" --connections "$n" --hold "$hold" \
-    >"$cout" 2>"$cerr" &
+    "${pause_args[@]}" >"$cout" 2>"$cerr" &
   client_pid=$!
+  local rss_a="" k_a=0
+  if (( pause_at > 0 )); then
+    wait_for_line "$cerr" '^idle_conns: paused at ' $(( pause_at / 200 + 30 )) "$client_pid" ||
+      fail "idle_conns did not pause at $pause_at connections; it said: $(tail -3 "$cerr" | tr '\n' ' ')"
+    k_a=$(sed -n 's/^idle_conns: paused at \([0-9][0-9]*\) .*/\1/p' "$cerr" | head -1)
+    sleep 1  # the last batch's handshakes are logged and settled
+    rss_a=$(rss_kib "$server_pid")
+  fi
   # Connecting goes in batches of 200; allow a generous 1 s per batch plus startup.
   local open_wait=$(( n / 200 + 30 ))
   wait_for_line "$cerr" '^idle_conns: holding ' "$open_wait" "$client_pid" ||
@@ -374,7 +438,13 @@ run_one() {
   # (softirq work for the server's own sockets also lands here, so allow some difference).
   cpu_busy=$(calc "100 * ($kb1 - $kb0) / ($kt1 - $kt0 + 1e-9)")
   sched_pct=$(calc "100 * ($s1 - $s0) / 1e9 / ($t1 - $t0)")
-  rss_per=$(calc "($rss1 - $rss0) * 1024 / $n")
+  local rss_idle_per
+  rss_idle_per=$(calc "($rss1 - $rss0) * 1024 / $n")
+  if [[ -n $rss_a ]] && (( n > k_a )); then
+    rss_per=$(calc "($rss1 - $rss_a) * 1024 / ($n - $k_a)")
+  else
+    rss_per=$rss_idle_per
+  fi
   pings=$(calc "($bs_b - $bs_a) / 16 / $dt")
   pongs=$(calc "($br_b - $br_a) / 20 / $dt")
   expect=$(calc "$n / $isec")
@@ -403,7 +473,7 @@ run_one() {
   fi
 
   log "server CPU: $(fmt '%.2f' "$cpu_pct")% of one core ($(fmt '%.2f' "$user_pct")% user + $(fmt '%.2f' "$sys_pct")% kernel over $(fmt '%.2f' "$t1 - $t0") s; schedstat $(fmt '%.2f' "$sched_pct")%), $(fmt '%.2f' "$us_per_ping") µs per ping; CPU $SERVER_CPU was $(fmt '%.1f' "$cpu_busy")% busy"
-  log "server RSS: $rss0 KiB idle -> $rss1 KiB with $n connections = $(calc "sprintf(\"%.0f\", $rss_per)") B per connection"
+  log "server RSS: $rss0 KiB idle${rss_a:+ -> $rss_a KiB with $k_a connections} -> $rss1 KiB with $n connections = $(calc "sprintf(\"%.0f\", $rss_per)") B per connection (marginal${rss_a:+, from $k_a to $n}), $(calc "sprintf(\"%.0f\", $rss_idle_per)") B from idle"
   log "pings: $(calc "sprintf(\"%.0f\", $pings)")/s sent, pongs: $(calc "sprintf(\"%.0f\", $pongs)")/s received (expected ~$(calc "sprintf(\"%.0f\", $expect)")/s); server sockets in window: $socks_a -> $socks_b; TCP segments per ping: $(calc "sprintf(\"%.2f\", $segs_out_per)") out, $(calc "sprintf(\"%.2f\", $segs_in_per)") in"
   [[ -n $sc_line ]] && log "syscalls: $sc_line"
   log "idle_conns: $json"
@@ -429,18 +499,22 @@ run_one() {
   fi
   if (( ${#problems[@]} )); then
     results_ok=0; keep_work=1
-    for p in "${problems[@]}"; do log "PROBLEM: $p"; done
+    for p in "${problems[@]}"; do
+      log "PROBLEM: $p"
+      all_problems+=("round $round, $n connections, $interval: $p")
+    done
   else
     log "checks passed: all $n opened, none closed early, rates as expected, server stderr empty"
   fi
 
-  rows+=("| $round | $(fmt_int "$n") | $interval | $(calc "sprintf(\"%.1f%%\", $cpu_pct)") | $(fmt '%.1f%%' "$user_pct") / $(fmt '%.1f%%' "$sys_pct") | $(calc "sprintf(\"%.2f KiB\", $rss_per / 1024)") | $(fmt_int "$pings") ($(fmt_int "$expect")) | $(calc "sprintf(\"%.2f\", $us_per_ping)") | $sc_per_ping |")
+  rows+=("| $round | $(fmt_int "$n") | $interval | $(calc "sprintf(\"%.1f%%\", $cpu_pct)") | $(fmt '%.1f%%' "$user_pct") / $(fmt '%.1f%%' "$sys_pct") | $(fmt_int "$rss_per") B ($(fmt_int "$rss_idle_per") B) | $(fmt_int "$pings") ($(fmt_int "$expect")) | $(calc "sprintf(\"%.2f\", $us_per_ping)") | $sc_per_ping |")
   local key="$n $interval"
   [[ -n ${cpu_of[$key]:-} ]] || keys+=("$key")
   cpu_of[$key]+="$cpu_pct "
   user_of[$key]+="$user_pct "
   sys_of[$key]+="$sys_pct "
   rss_of[$key]+="$rss_per "
+  rss_idle_of[$key]+="$rss_idle_per "
   ping_of[$key]+="$pings "
   us_of[$key]+="$us_per_ping "
   [[ $sc_per_ping != n/a ]] && sc_of[$key]+="$sc_per_ping "
@@ -456,8 +530,10 @@ median() {  # median of the arguments (numbers); "n/a" when there are none
 busy=$(machine_busy)
 (( busy > 10 )) && log "WARNING: the machine was $busy% busy in the second before the runs; figures will be noisy"
 log "server on CPU $SERVER_CPU, idle_conns on CPU $CLIENT_CPU; syscall counting: $syscalls; logs in $work"
-declare -A cpu_of=() user_of=() sys_of=() rss_of=() ping_of=() us_of=() sc_of=() expect_of=()
+declare -A cpu_of=() user_of=() sys_of=() rss_of=() rss_idle_of=() ping_of=() us_of=() sc_of=() expect_of=()
 keys=()
+proxy_key=""
+[[ -n $eq_interval ]] && proxy_key="$connections $eq_interval"
 for (( round = 1; round <= rounds; ++round )); do
   for n in "${counts[@]}"; do
     for i in $intervals; do
@@ -465,42 +541,202 @@ for (( round = 1; round <= rounds; ++round )); do
       sleep 1
     done
   done
+  # The rate-equivalent proxy: --connections at the interval that gives --rate-equivalent pings/s.
+  if [[ -n $eq_interval ]]; then
+    run_one "$connections" "$eq_interval"
+    sleep 1
+  fi
 done
 
-# Medians over rounds (with one round: that run's figures).
-header="| connections | ping interval | server CPU (% of one core) | user / kernel | server RSS per connection | pings/s (expected) | server CPU µs per ping | syscalls per ping |"
-echo "$header"
-echo "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |"
-target_line=""
+# ---- the report (markdown): medians over rounds (with one round: that run's figures), every run,
+# the targets. Printed on stdout; with --out also the `idle` section of that file.
+label_of() {  # label_of KEY: the ping interval as the tables show it
+  local n interval
+  read -r n interval <<<"$1"
+  if [[ $1 == "$proxy_key" ]]; then
+    echo "$interval (rate-equivalent proxy: $(fmt_int "$rate_eq") pings/s)"
+  else
+    echo "$interval"
+  fi
+}
+header="| connections | ping interval | server CPU (% of one core) | user / kernel | server RSS per connection: marginal (from idle) | pings/s (expected) | server CPU µs per ping | syscalls per ping |"
+table=("$header" "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+declare -A med_cpu=() med_rss=() med_pings=()
 for key in "${keys[@]}"; do
   read -r n interval <<<"$key"
   # shellcheck disable=SC2086  # word splitting of the value lists is intended
   {
     cpu=$(median ${cpu_of[$key]}); rss=$(median ${rss_of[$key]}); pings=$(median ${ping_of[$key]})
+    rss_idle=$(median ${rss_idle_of[$key]})
     usr=$(median ${user_of[$key]}); krn=$(median ${sys_of[$key]})
     us=$(median ${us_of[$key]}); sc=$(median ${sc_of[$key]:-})
   }
+  med_cpu[$key]=$cpu med_rss[$key]=$rss med_pings[$key]=$pings
   [[ $sc != n/a ]] && sc=$(fmt '%.2f' "$sc")
-  echo "| $(fmt_int "$n") | $interval | $(fmt '%.1f%%' "$cpu") | $(fmt '%.1f%%' "$usr") / $(fmt '%.1f%%' "$krn") | $(fmt '%.2f KiB' "$rss / 1024") | $(fmt_int "$pings") ($(fmt_int "${expect_of[$key]}")) | $(fmt '%.2f' "$us") | $sc |"
-  if [[ $(calc "$(interval_seconds "$interval") <= 1") == 1 ]] && (( n >= 10000 )); then
-    target_line="Target (< 10% of one core, 1 s interval, $(fmt_int "$n") connections): $(fmt '%.1f%%' "$cpu")$( (( rounds > 1 )) && echo " (median of $rounds rounds)") -> $([[ $(calc "$cpu < 10") == 1 ]] && echo MET || echo 'NOT MET')"
+  table+=("| $(fmt_int "$n") | $(label_of "$key") | $(fmt '%.1f%%' "$cpu") | $(fmt '%.1f%%' "$usr") / $(fmt '%.1f%%' "$krn") | $(fmt_int "$rss") B ($(fmt_int "$rss_idle") B) | $(fmt_int "$pings") ($(fmt_int "${expect_of[$key]}")) | $(fmt '%.2f' "$us") | $sc |")
+done
+per_run=()
+if (( rounds > 1 )); then
+  per_run=("| round | ${header#| }" "| ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |" "${rows[@]}")
+fi
+
+# Issue 8's targets. RSS: the worst configuration measured (median over rounds).
+med_note=$( (( rounds > 1 )) && echo ", medians of $rounds rounds" || true)
+targets=()
+worst_rss="" worst_key=""
+for key in "${keys[@]}"; do
+  if [[ -z $worst_rss || $(calc "${med_rss[$key]} > $worst_rss") == 1 ]]; then
+    worst_rss=${med_rss[$key]} worst_key=$key
   fi
 done
-if (( rounds > 1 )); then
-  echo
-  echo "Medians over $rounds rounds. Per run:"
-  echo
-  echo "| round | ${header#| }"
-  echo "| ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |"
-  printf '%s\n' "${rows[@]}"
+if [[ -n $worst_rss ]]; then
+  read -r n interval <<<"$worst_key"
+  rss_list=""
+  for key in "${keys[@]}"; do
+    read -r kn ki <<<"$key"
+    rss_list+="${rss_list:+; }$(fmt_int "$kn") at $ki: $(fmt_int "${med_rss[$key]}") B"
+  done
+  targets+=("Target: server RSS per idle connection with heartbeats on <= 300 bytes: worst $(fmt_int "$worst_rss") B ($rss_list$med_note) -> $([[ $(calc "$worst_rss <= 300") == 1 ]] && echo MET || echo 'NOT MET')")
 fi
-[[ -n $target_line ]] && { echo; echo "$target_line"; }
-(( busy > 10 )) && echo "(machine $busy% busy before the runs: noisy)"
-if (( ${#noisy[@]} )); then
-  echo
-  echo "Noisy runs (another process used the server's CPU):"
-  printf -- '- %s\n' "${noisy[@]}"
+# CPU at 50,000 connections and 1 s: a real run if there is one, else the rate-equivalent proxy.
+cpu_target="Target: heartbeat CPU at 50,000 connections and a 1 s ping interval < 20% of one core:"
+direct_key=""
+for key in "${keys[@]}"; do
+  read -r n interval <<<"$key"
+  if (( n >= 50000 )) && [[ $key != "$proxy_key" && $(calc "$(interval_seconds "$interval") == 1") == 1 ]]; then
+    direct_key=$key
+  fi
+done
+if [[ -n $direct_key ]]; then
+  read -r n interval <<<"$direct_key"
+  cpu=${med_cpu[$direct_key]}
+  targets+=("$cpu_target $(fmt '%.1f%%' "$cpu") with $(fmt_int "$n") connections at $interval$med_note -> $([[ $(calc "$cpu < 20") == 1 ]] && echo MET || echo 'NOT MET')")
+elif [[ -n $proxy_key ]]; then
+  read -r n interval <<<"$proxy_key"
+  cpu=${med_cpu[$proxy_key]} pings=${med_pings[$proxy_key]}
+  # The CPU follows the ping rate: scale the measured figure linearly to the target's 50,000
+  # pings/s (the timer tick makes the real rate a little lower than asked), and judge on the
+  # higher of the two.
+  scaled=$(calc "($pings > 0) ? $cpu * 50000 / $pings : $cpu")
+  judged=$(calc "($scaled > $cpu) ? $scaled : $cpu")
+  targets+=("$cpu_target equivalent-rate proxy, NOT a 50,000-connection measurement: $(fmt_int "$n") connections at $interval sent $(fmt_int "$pings") pings/s for $(fmt '%.1f%%' "$cpu") of one core, $(fmt '%.1f%%' "$scaled") scaled linearly to 50,000 pings/s$med_note -> $([[ $(calc "$judged < 20") == 1 ]] && echo MET || echo 'NOT MET') (proxy)")
+else
+  targets+=("$cpu_target not measured (run with --rate-equivalent 50000, or --with-50k where 51,024 descriptors and 50,000 ephemeral ports are available)")
 fi
-echo
-echo "tether $commit; server on CPU $SERVER_CPU, idle_conns on CPU $CLIENT_CPU; window max(${window} s, interval) after ${settle} s settle; $(nproc) CPUs, $(uname -r)"
+
+report=$(
+  printf '%s\n' "${table[@]}"
+  if (( rounds > 1 )); then
+    echo; echo "Medians over $rounds rounds. Per run:"; echo
+    printf '%s\n' "${per_run[@]}"
+  fi
+  echo
+  for t in "${targets[@]}"; do echo "$t"; echo; done
+  (( busy > 10 )) && { echo "(machine $busy% busy before the runs: noisy)"; echo; }
+  if (( ${#noisy[@]} )); then
+    echo "Noisy runs (another process used the server's CPU):"; echo
+    printf -- '- %s\n' "${noisy[@]}"; echo
+  fi
+  if (( ${#all_problems[@]} )); then
+    echo "**Checks failed:**"; echo
+    printf -- '- %s\n' "${all_problems[@]}"; echo
+  fi
+  echo "tether $commit; server on CPU $SERVER_CPU, idle_conns on CPU $CLIENT_CPU; window max(${window} s, interval) after ${settle} s settle; $(nproc) CPUs, $(uname -r)"
+)
+echo "$report"
+
+if [[ -n $out ]]; then
+  # The section: what was run, how to rerun it, the figures. Notes written by hand go below the
+  # section's end marker in the page (they survive a rerun).
+  args="--connections $connections"
+  [[ $intervals != "1s 25s" ]] && args+=" --intervals \"$intervals\""
+  (( rounds != 1 )) && args+=" --rounds $rounds"
+  (( window != 10 )) && args+=" --window $window"
+  (( settle != 2 )) && args+=" --settle $settle"
+  (( with_large )) && args+=" --with-50k"
+  (( rate_eq > 0 )) && args+=" --rate-equivalent $rate_eq"
+  first_interval=${intervals%% *}
+  cpu_model=$(awk -F': *' '/^model name/ { print $2; exit }' /proc/cpuinfo 2>/dev/null || true)
+  grep -qw hypervisor /proc/cpuinfo 2>/dev/null && cpu_model+=" (virtual machine: hypervisor flag set)"
+  mem_gib=$(awk '/^MemTotal:/ { printf "%.0f", $2 / 1048576 }' /proc/meminfo)
+  read -r plo phi </proc/sys/net/ipv4/ip_local_port_range
+  proxy_text=""
+  if [[ -n $proxy_key ]]; then
+    if [[ -n $direct_key ]]; then
+      proxy_use="The CPU target above is judged on the real 50,000-connection run; the proxy is shown for comparison."
+    else
+      proxy_use="The CPU target above is judged on it, scaled linearly to 50,000 pings/s, only because no 50,000-connection run at 1 s was made."
+    fi
+    proxy_text="
+The row marked *rate-equivalent proxy* is not a measurement at $(fmt_int "$rate_eq") connections: it runs
+$(fmt_int "$connections") connections at a ping interval of $eq_interval, which is the same number of pings per
+second as $(fmt_int "$rate_eq") connections at 1 s ($(fmt_int "$rate_eq")/s). The heartbeat work per ping (a timer, one
+\`send\`, one \`recv\`) is the same, so CPU per second follows the rate; what the proxy leaves
+out is what only more connections cost (a timer wheel and an epoll set $(fmt '%.0f' "$rate_eq / $connections") times as big, more
+memory touched per round of pings). $proxy_use"
+  fi
+  large_text=""
+  if (( ! with_large )); then
+    hard_fds=$(ulimit -Hn)
+    [[ $hard_fds =~ ^[0-9]+$ ]] && hard_fds=$(fmt_int "$hard_fds")
+    large_text="
+No 50,000-connection run (\`--with-50k\` not given): it needs a descriptor limit above 51,024
+(the hard limit here is $hard_fds) and 50,000 ephemeral ports on one client address (\`ip_local_port_range\`
+$plo-$phi gives $(fmt_int "$(( phi - plo + 1 ))"))."
+  fi
+  syscall_text="Syscalls per ping are not counted (neither perf tracepoints nor strace were usable)."
+  case $syscalls in
+    perf) syscall_text="Syscalls are counted afterwards with \`perf stat\` on syscall tracepoints, over max(${syscall_s} s, one interval)." ;;
+    strace) syscall_text="Syscalls are counted afterwards with \`strace -c -f\`, over max(${syscall_s} s, one interval) (strace slows the server; the per-ping ratio holds)." ;;
+  esac
+  checks_text="In every run all connections opened, none closed before the end (no heartbeat timeouts), the ping rate was within 10% of N / I and the pong rate matched it, and the server wrote nothing to stderr."
+  (( ${#all_problems[@]} )) && checks_text="Some checks failed; see the list above."
+  section=$(cat <<SECTION
+## Idle connections with heartbeats
+
+What idle connections cost a server that keeps them alive with heartbeats (issue 8). Targets:
+server RSS per idle connection <= 300 bytes with heartbeats on, and heartbeat CPU at 50,000
+connections with a 1 s ping interval under 20% of one core. \`bench/idle.sh\` starts
+\`tether serve --mode echo --ping-interval I --ping-timeout $PING_TIMEOUT --log-level warn\` pinned to CPU $SERVER_CPU and opens
+the connections with \`build/bench/idle_conns\` pinned to CPU $CLIENT_CPU, 200 at a time, all on one
+\`tether::Loop\`. Client heartbeats and reconnects are off, so the clients send nothing but the
+pongs their protocol layer returns by itself. Once all are open it waits ${settle} s, then samples the
+server over max(${window} s, one ping interval):
+
+- CPU: utime+stime from \`/proc/PID/stat\`, as a share of one core;
+- RSS: VmRSS from \`/proc/PID/status\` (user-space memory only: kernel socket buffers are not
+  in VmRSS). Per connection *marginal*: idle_conns pauses once a fifth of the connections are
+  open (\`--pause-at\`), and the growth from there to all N is divided by the last four fifths,
+  so one-time costs (code and library pages faulted in by the first handshakes, the loop's
+  buffer pools and read buffer, the first heap growth) are not spread over the connections. In
+  brackets the naive figure, from the idle server to N connections, which includes them (and is
+  how a quick \`VmRSS / N\` comparison would read);
+- ping and pong rates: the server sockets' byte counters from \`ss -ti\` (a ping is 16 bytes
+  out, a pong 20 bytes in; expected N / I).
+
+$syscall_text Measured with:
+
+\`\`\`sh
+cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DTETHER_BUILD_BENCH=ON && cmake --build build -j2
+bench/idle.sh $args --out docs/bench.md    # or all of docs/bench.md: make bench
+# one run by hand (read PORT from the server's first line):
+taskset -c $SERVER_CPU build/tether serve --host 127.0.0.1 --port 0 --mode echo --ping-interval $first_interval --ping-timeout $PING_TIMEOUT --log-level warn
+taskset -c $CLIENT_CPU build/bench/idle_conns ws://127.0.0.1:PORT/ --connections $connections --hold 60 --pause-at $(( connections / 5 ))
+\`\`\`
+
+$report
+
+$checks_text
+$proxy_text
+$large_text
+
+Machine: ${cpu_model:-CPU model unknown}, $(nproc) CPUs, $mem_gib GiB; Linux $(uname -r). Build: ${build_info:-unknown build type}. Date: $(date -u '+%Y-%m-%d %H:%M UTC').
+SECTION
+)
+  # Collapse the blank lines left by empty optional paragraphs.
+  section=$(cat -s <<<"$section")
+  "${PY:-/usr/bin/python3}" "$repo/bench/md_section.py" "$out" idle <<<"$section" ||
+    fail "could not write the idle section of $out"
+  log "rewrote the idle section of $out"
+fi
 (( results_ok )) || die "some checks failed (see PROBLEM lines above)"

@@ -2,6 +2,7 @@
 // a server spends on connections that only exchange heartbeats (bench/idle.sh drives it).
 //
 //   idle_conns URL --connections N --hold SECONDS [--ping-interval 0] [--batch 200]
+//              [--pause-at K [--pause SECONDS]]
 //
 // All N tether::Client objects share one tether::Loop, run by the main thread. A driver thread
 // connects them in batches (--batch at a time, waiting for the batch to open before starting
@@ -15,6 +16,10 @@
 // replaced behind the benchmark's back.
 //
 // stderr: progress, at most about one line per second, and these markers for scripts:
+//   "idle_conns: paused at K connections"  with --pause-at: once K (rounded up to a whole
+//                                          batch) are open, connecting stops for --pause seconds
+//                                          (default 3), so a script can take a baseline that
+//                                          already has the one-time costs of the first ones
 //   "idle_conns: holding N connections"   once all are open (the hold starts)
 //   "idle_conns: closing"                 when the hold ends
 // stdout: one JSON line at the end,
@@ -64,7 +69,7 @@ constexpr auto kCloseWait = 10s;
   std::fprintf(stderr,
                "idle_conns: %s\n"
                "usage: idle_conns URL --connections N --hold SECONDS [--ping-interval 0] "
-               "[--batch 200]\n",
+               "[--batch 200] [--pause-at K [--pause 3]]\n",
                why.c_str());
   std::exit(kUsage);
 }
@@ -96,6 +101,8 @@ struct Args {
   double hold_s = -1;
   double ping_interval_s = 0;
   long batch = 200;
+  long pause_at = 0;      // 0: no pause
+  double pause_s = 3;
 };
 
 Args parse_args(int argc, char** argv) {
@@ -119,10 +126,16 @@ Args parse_args(int argc, char** argv) {
         usage_error("--ping-interval must be a duration, 0 for none (got '" + v + "')");
     } else if (arg == "--batch") {
       a.batch = bench::parse_count(arg, value(), 1, 100'000, usage_error);
+    } else if (arg == "--pause-at") {
+      a.pause_at = bench::parse_count(arg, value(), 1, 1'000'000, usage_error);
+    } else if (arg == "--pause") {
+      const std::string v = value();
+      a.pause_s = parse_seconds(v);
+      if (a.pause_s < 0) usage_error("--pause must be a duration in seconds (got '" + v + "')");
     } else if (arg == "-h" || arg == "--help") {
       std::printf(
           "usage: idle_conns URL --connections N --hold SECONDS [--ping-interval 0] "
-          "[--batch 200]\n");
+          "[--batch 200] [--pause-at K [--pause 3]]\n");
       std::exit(0);
     } else if (!arg.starts_with("-") && a.url.empty()) {
       a.url = arg;
@@ -275,6 +288,7 @@ int main(int argc, char** argv) {
     auto last_report = t0;
     // ---- connect, one batch at a time
     std::size_t started = 0;
+    bool paused = args.pause_at <= 0;
     while (started < n && !bench::interrupted) {
       const std::size_t end = std::min(n, started + static_cast<std::size_t>(args.batch));
       loop.post([&clients, begin = started, end] {
@@ -300,6 +314,13 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "idle_conns: %ld connection(s) failed (first: %s); stopping\n",
                      tally.failed.load(), tally.read(tally.first_fail_reason).c_str());
         break;
+      }
+      if (!paused && started >= static_cast<std::size_t>(args.pause_at) && started < n) {
+        paused = true;
+        std::fprintf(stderr, "idle_conns: paused at %zu connections for %g s\n", started,
+                     args.pause_s);
+        const auto until = Clock::now() + std::chrono::duration<double>(args.pause_s);
+        while (Clock::now() < until && !bench::interrupted) std::this_thread::sleep_for(10ms);
       }
     }
     connect_s = seconds_since(t0);

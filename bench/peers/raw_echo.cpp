@@ -1,9 +1,13 @@
-// raw_echo: the raw TCP ceiling for bench/compare.py. One thread, one epoll, level-triggered:
+// raw_echo: the raw TCP ceiling for bench/compare.py. One epoll loop (or N), level-triggered:
 // every byte read from a connection is written straight back. No framing, no parsing, no
 // masking: the load generator (bench/loadgen.cpp --raw) sends fixed-size records and counts
 // whole records coming back, so the server does the least any echo server can do over TCP.
 //
-//   raw_echo PORT      listens on 127.0.0.1:PORT; prints nothing but errors; SIGTERM stops it.
+//   raw_echo PORT [THREADS]   listens on 127.0.0.1:PORT; prints nothing but errors; SIGTERM stops it.
+//
+// THREADS (default 1): that many independent loops, each with its own listener on PORT
+// (SO_REUSEPORT, the kernel spreads new connections across them), like `tether serve
+// --threads N`; compare.py's multi-core part (W1mc) uses it.
 //
 // Same socket settings as the WebSocket peers: TCP_NODELAY on every connection. Reads up to
 // 64 KiB at a time; when a write is short the rest is kept and reading stops until it drains
@@ -21,6 +25,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <thread>
 #include <unordered_map>
 #include <vector>
 
@@ -42,24 +47,13 @@ void die(const char* what) {
   std::exit(1);
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
-  if (argc != 2) {
-    std::fprintf(stderr, "usage: %s PORT\n", argv[0]);
-    return 2;
-  }
-  const int port = std::atoi(argv[1]);
-  std::signal(SIGPIPE, SIG_IGN);
-  struct sigaction sa {};
-  sa.sa_handler = on_signal;
-  sigaction(SIGTERM, &sa, nullptr);
-  sigaction(SIGINT, &sa, nullptr);
-
+// One loop: its own listener (SO_REUSEPORT when `reuseport`), epoll and connections.
+void serve(int port, bool reuseport) {
   const int lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (lfd < 0) die("socket");
   int one = 1;
   setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  if (reuseport) setsockopt(lfd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
   addr.sin_port = htons(static_cast<uint16_t>(port));
@@ -162,5 +156,36 @@ int main(int argc, char** argv) {
       }
     }
   }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc != 2 && argc != 3) {
+    std::fprintf(stderr, "usage: %s PORT [THREADS]\n", argv[0]);
+    return 2;
+  }
+  const int port = std::atoi(argv[1]);
+  const int threads = argc == 3 ? std::atoi(argv[2]) : 1;
+  if (threads < 1 || threads > 256) {
+    std::fprintf(stderr, "raw_echo: THREADS must be 1..256\n");
+    return 2;
+  }
+  std::signal(SIGPIPE, SIG_IGN);
+  struct sigaction sa {};
+  sa.sa_handler = on_signal;
+  sigaction(SIGTERM, &sa, nullptr);
+  sigaction(SIGINT, &sa, nullptr);
+
+  // The extra loops block SIGTERM/SIGINT, so the signal always interrupts the main thread's
+  // epoll_wait; when its loop ends, returning from main ends the process, extra loops included.
+  sigset_t stop_signals, old;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGTERM);
+  sigaddset(&stop_signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, &old);
+  for (int i = 1; i < threads; ++i) std::thread(serve, port, true).detach();
+  pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  serve(port, threads > 1);
   return 0;
 }
