@@ -130,6 +130,10 @@ class PerMessageDeflate {
   // The peer's compressor does (the other direction's *_no_context_takeover).
   bool peer_resets() const { return peer_reset_; }
   int compress_window_bits() const { return own_window_; }
+  // Compressors that start fresh each message with the same window and level turn a message
+  // into the same bytes, so a fan-out can compress it once for all of them: equal keys, equal
+  // output. -1 when ours keeps its context (its output depends on this connection's history).
+  int shared_key() const { return own_reset_ && !deflate_broken_ ? (level_ << 8) | own_window_ : -1; }
 
  private:
   z_stream_s* inflater();  // acquires one for the message in progress

@@ -450,6 +450,31 @@ bool Connection::send(Opcode type, std::span<const uint8_t> payload, bool fin) {
   return true;
 }
 
+int Connection::shared_deflate_key(std::size_t size) const {
+  if (!deflate_ || size == 0 || size < deflate_options()->threshold) return -1;
+  return deflate_->shared_key();
+}
+
+bool Connection::encode_shared_deflated(Opcode type, std::span<const uint8_t> payload,
+                                        std::vector<uint8_t>& out) {
+  if (shared_deflate_key(payload.size()) < 0) return false;
+  thread_local std::vector<uint8_t> scratch;
+  scratch.clear();
+  bool ok = deflate_->compress(payload, scratch) && scratch.size() < payload.size();
+  if (ok) {
+    codec::FrameHeader h;
+    h.rsv1 = true;  // RFC 7692 6: set on the (only) frame of a compressed message
+    h.opcode = type;
+    h.payload_len = scratch.size();
+    const std::size_t hs = codec::header_size(scratch.size(), false);
+    out.resize(hs + scratch.size());
+    codec::encode_header(h, out.data());
+    std::memcpy(out.data() + hs, scratch.data(), scratch.size());
+  }
+  if (scratch.capacity() > (1u << 20)) std::vector<uint8_t>().swap(scratch);
+  return ok;
+}
+
 bool Connection::send_compressed(Opcode type, std::span<const uint8_t> payload) {
   // One scratch buffer per thread: the compressed size must be known before the header is
   // written, and the buffer is reused by every connection of the loop.

@@ -91,6 +91,14 @@ class Connection {
   static void encode_server_frame(codec::Opcode type, std::span<const uint8_t> payload,
                                   std::vector<uint8_t>& out);
   bool send_encoded(std::span<const uint8_t> frame);
+  // Fan-out with permessage-deflate: connections with the same key (>= 0) compress a message to
+  // the same bytes, so encode_shared_deflated() on one of them gives a frame (RSV1) that
+  // send_encoded() may queue on all of them. -1: this one cannot share for a message of
+  // `size` bytes (no deflate negotiated, our compressor keeps its context, under the threshold).
+  int shared_deflate_key(std::size_t size) const;
+  // false: compression failed or did not pay; send the plain frame.
+  bool encode_shared_deflated(codec::Opcode type, std::span<const uint8_t> payload,
+                              std::vector<uint8_t>& out);
   bool ping(std::span<const uint8_t> payload = {});
   bool pong(std::span<const uint8_t> payload = {});
   // Starts the closing handshake (§7.1.2). Invalid codes are local misuse: returns false.

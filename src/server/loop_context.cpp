@@ -260,7 +260,21 @@ void LoopContext::fan_out(ServerConn* c, std::span<const uint8_t> frame, std::st
     }
     return;
   }
-  c->send_prepared(frame, data, type);
+  c->send_prepared(frame_for(c, frame, data, type), data, type);
+}
+
+std::span<const uint8_t> LoopContext::frame_for(ServerConn* c, std::span<const uint8_t> plain,
+                                                std::string_view data, MessageType type) {
+  if (c->resume_session()) return plain;  // the session frames and numbers it itself
+  const int key = c->protocol().shared_deflate_key(data.size());
+  if (key < 0) return plain;
+  if (key != fan_deflated_key) {  // first subscriber with this key for this message
+    fan_deflated_key = key;
+    fan_deflated_result = c->protocol().encode_shared_deflated(
+        type == MessageType::text ? codec::Opcode::text : codec::Opcode::binary,
+        protocol::Connection::as_bytes(data), fan_deflated);
+  }
+  return fan_deflated_result ? std::span<const uint8_t>(fan_deflated) : plain;
 }
 
 void LoopContext::publish_local(std::string_view topic, std::string_view data, MessageType type,
@@ -270,6 +284,7 @@ void LoopContext::publish_local(std::string_view topic, std::string_view data, M
   protocol::Connection::encode_server_frame(
       type == MessageType::text ? codec::Opcode::text : codec::Opcode::binary,
       protocol::Connection::as_bytes(data), fan_frame);
+  fan_deflated_key = -1;
   // A copy (into a reused vector): fan_out may write, fail and retire a subscriber, which
   // unsubscribes it from the list being walked.
   fan_targets.assign(it->second.begin(), it->second.end());
@@ -289,6 +304,7 @@ void LoopContext::broadcast_local(std::string_view data, MessageType type) {
   protocol::Connection::encode_server_frame(
       type == MessageType::text ? codec::Opcode::text : codec::Opcode::binary,
       protocol::Connection::as_bytes(data), fan_frame);
+  fan_deflated_key = -1;
   fan_targets.clear();
   for (auto& [id, c] : conns) fan_targets.push_back(c);
   for (ServerConn* c : fan_targets)

@@ -59,6 +59,14 @@ struct LoopContext final : loop::IoHandler {
   void fan_out(ServerConn* c, std::span<const uint8_t> frame, std::string_view data,
                MessageType type);
   std::vector<uint8_t> fan_frame;        // reused encoding buffer
+  // The same message compressed once for every subscriber that negotiated permessage-deflate
+  // with a shareable compressor (Connection::shared_deflate_key): the key it was made for (-1:
+  // none yet for this message) and whether compressing paid (else the plain frame goes).
+  std::vector<uint8_t> fan_deflated;
+  int fan_deflated_key = -1;
+  bool fan_deflated_result = false;
+  std::span<const uint8_t> frame_for(ServerConn* c, std::span<const uint8_t> plain,
+                                     std::string_view data, MessageType type);
   std::vector<ServerConn*> fan_targets;  // reused snapshot of the receivers
   // This loop's /metrics counters (only this loop's thread writes them; scrapes read them).
   metrics::StreamCounters counters;

@@ -87,7 +87,7 @@ class RawPeer {
   bool upgrade() { return upgrade_response().starts_with("HTTP/1.1 101"); }
   int fd() const { return fd_; }
   // Reads one server frame; returns opcode and payload (servers never mask).
-  bool read_frame(uint8_t& opcode, std::string& payload) {
+  bool read_frame(uint8_t& opcode, std::string& payload, bool* rsv1 = nullptr) {
     tether::codec::FrameHeader h;
     std::size_t used = 0;
     read_until([&](const std::string& b) {
@@ -99,6 +99,7 @@ class RawPeer {
         {reinterpret_cast<const uint8_t*>(buf_.data()), buf_.size()}, h, used);
     if (st != tether::codec::HeaderStatus::ok || buf_.size() < used + h.payload_len) return false;
     opcode = static_cast<uint8_t>(h.opcode);
+    if (rsv1) *rsv1 = h.rsv1;
     payload = buf_.substr(used, h.payload_len);
     buf_.erase(0, used + h.payload_len);
     return true;

@@ -8,6 +8,7 @@
 #include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include <atomic>
 #include <cstring>
@@ -455,6 +456,83 @@ TEST(PubSub, PublishReachesSubscribersOnAllLoopsOnly) {
     EXPECT_EQ(op, 0xA);
     EXPECT_EQ(payload, "still there?");
   }
+  server.stop();
+  t.join();
+}
+
+// RFC 7692 7.2.1 payload -> message: raw inflate of the payload plus the 00 00 ff ff tail.
+std::string inflate_message(const std::string& payload) {
+  z_stream z{};
+  if (inflateInit2(&z, -15) != Z_OK) return "<inflateInit2 failed>";
+  std::string in = payload + std::string("\x00\x00\xff\xff", 4), out(1 << 16, '\0');
+  z.next_in = reinterpret_cast<Bytef*>(in.data());
+  z.avail_in = static_cast<uInt>(in.size());
+  z.next_out = reinterpret_cast<Bytef*>(out.data());
+  z.avail_out = static_cast<uInt>(out.size());
+  const int rc = inflate(&z, Z_SYNC_FLUSH);
+  out.resize(out.size() - z.avail_out);
+  inflateEnd(&z);
+  return rc == Z_OK || rc == Z_STREAM_END ? out : "<inflate failed>";
+}
+
+// Fan-out with permessage-deflate: a publish is compressed once per kind of compressor among the
+// subscribers (same window and level, fresh each message) and the same frame goes to all of that
+// kind; subscribers without deflate get the plain frame.
+TEST(PubSub, DeflateSubscribersGetTheMessageCompressedOncePerKind) {
+  tether::ServerOptions o;
+  o.port = 0;
+  o.shutdown_timeout = 300ms;
+  o.deflate.enabled = true;
+  tether::Server server(o);
+  server.on_message([&](tether::Connection& c, std::string_view d, MessageType) {
+    if (d.starts_with("sub ")) {
+      server.subscribe(c, d.substr(4));
+      c.send("subscribed");
+    }
+  });
+  ASSERT_FALSE(server.listen());
+  std::thread t([&] { server.run(); });
+
+  struct Sub {
+    std::string offer;  // Sec-WebSocket-Extensions line, or none
+    bool deflate;
+    std::unique_ptr<RawPeer> peer;
+  };
+  std::vector<Sub> subs;
+  subs.push_back({"Sec-WebSocket-Extensions: permessage-deflate\r\n", true, nullptr});
+  subs.push_back({"Sec-WebSocket-Extensions: permessage-deflate\r\n", true, nullptr});
+  subs.push_back(
+      {"Sec-WebSocket-Extensions: permessage-deflate; server_max_window_bits=10\r\n", true, nullptr});
+  subs.push_back({"", false, nullptr});
+  for (auto& s : subs) {
+    s.peer = std::make_unique<RawPeer>(server.port());
+    const std::string head = s.peer->upgrade_response(s.offer);
+    ASSERT_TRUE(head.starts_with("HTTP/1.1 101")) << head;
+    ASSERT_EQ(head.find("permessage-deflate") != std::string::npos, s.deflate) << head;
+    s.peer->write(frame(0x81, "sub chat"));
+    uint8_t op = 0;
+    std::string payload;
+    ASSERT_TRUE(s.peer->read_frame(op, payload));  // "subscribed" (short: sent plain)
+  }
+  std::string msg;
+  for (int i = 0; msg.size() < 2000; ++i)
+    msg += R"({"seq":)" + std::to_string(i) + R"(,"user":"ann","text":"hello room"})";
+  server.publish("chat", msg);
+  std::vector<std::string> wire(subs.size());
+  for (std::size_t i = 0; i < subs.size(); ++i) {
+    uint8_t op = 0;
+    bool rsv1 = false;
+    ASSERT_TRUE(subs[i].peer->read_frame(op, wire[i], &rsv1));
+    EXPECT_EQ(op, 0x1);
+    EXPECT_EQ(rsv1, subs[i].deflate) << "subscriber " << i;
+    if (subs[i].deflate) {
+      EXPECT_LT(wire[i].size(), msg.size() / 4) << "subscriber " << i;
+      EXPECT_EQ(inflate_message(wire[i]), msg) << "subscriber " << i;
+    } else {
+      EXPECT_EQ(wire[i], msg);
+    }
+  }
+  EXPECT_EQ(wire[0], wire[1]);  // the same compressor kind: the same bytes
   server.stop();
   t.join();
 }
