@@ -35,6 +35,18 @@ struct FrameReadState {
 
   // Nothing in progress: the state can go back to the pool.
   bool idle() const { return hdr_len == 0 && remaining == 0 && !in_message && msg.empty(); }
+  // Back to the initial state, as cheaply as possible (it happens after most reads): the byte
+  // arrays need no clearing, their lengths say what is valid.
+  void reset() {
+    header = FrameHeader();
+    remaining = 0;
+    ctrl_data = nullptr;
+    hdr_len = mask_offset = ctrl_len = 0;
+    in_message = msg_compressed = zero_copy_done = false;
+    msg_type = Opcode::text;
+    utf8.reset();
+    msg.clear();
+  }
 };
 
 }  // namespace tether::codec

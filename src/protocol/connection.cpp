@@ -51,7 +51,7 @@ void Connection::release_rx() {
   if (!rx_ || !config_.pools) return;  // without a pool the state simply stays
   if (rstate_ != ReadState::done && (rstate_ == ReadState::payload || !rx_->idle())) return;
   if (rx_->msg.capacity() != 0) config_.pools->message.give(rx_->msg);
-  *rx_ = codec::FrameReadState();
+  rx_->reset();
   config_.pools->frames.give(rx_);
 }
 
