@@ -51,4 +51,36 @@ class TokenBucket {
   loop::TimePoint last_{};
 };
 
+// The same limit with the parameters kept apart from the state, for one per connection: the
+// state is a single time (GCRA, the generic cell rate algorithm: the "theoretical arrival time"
+// of the next event), 8 bytes where a TokenBucket takes 24, and the parameters are shared.
+// Allows `burst` events at once, then `rate_per_second` per second: the same decisions as a
+// TokenBucket with those parameters.
+struct RateLimit {
+  RateLimit() = default;  // unlimited
+  RateLimit(unsigned rate_per_second, unsigned burst) {
+    if (rate_per_second == 0) return;
+    interval = std::chrono::duration_cast<loop::Duration>(std::chrono::duration<double>(1.0 / rate_per_second));
+    tolerance = interval * (std::max(burst, 1u) - 1);
+  }
+  bool unlimited() const { return interval == loop::Duration::zero(); }
+  loop::Duration interval{};   // between events at the sustained rate
+  loop::Duration tolerance{};  // how far ahead of the rate a burst may run
+};
+
+class RateState {
+ public:
+  // One event at `now`: true if `limit` allows it (and counts it).
+  bool take(const RateLimit& limit, loop::TimePoint now) {
+    if (limit.unlimited()) return true;
+    const loop::TimePoint tat = std::max(tat_, now);
+    if (tat - now > limit.tolerance) return false;
+    tat_ = tat + limit.interval;
+    return true;
+  }
+
+ private:
+  loop::TimePoint tat_{};  // the epoch: long past, so a fresh state has its whole burst
+};
+
 }  // namespace tether::limits

@@ -19,7 +19,7 @@ void Handler::on_http_request(const HttpHead&, std::string& response) {
 Connection::Connection(const ConnectionConfig& config, Handler& handler, Random& rng)
     : config_(config), handler_(handler), rng_(rng) {
   if (config.pools) out_.set_pool(&config.pools->out);
-  http_ = std::make_unique<HttpHeadParser>(
+  hs_ = std::make_unique<Handshake>(
       config_.role == Role::server ? HttpHeadParser::Kind::request : HttpHeadParser::Kind::response,
       config_.http);
 }
@@ -35,9 +35,10 @@ void Connection::start_client(ClientHandshakeRequest request) {
     request.extensions =
         request.extensions.empty() ? std::move(offer) : request.extensions + ", " + offer;
   }
-  client_req_ = std::make_unique<ClientHandshakeRequest>(std::move(request));
-  path_ = client_req_->target;
-  std::string req = make_client_request(*client_req_);
+  if (!hs_) return;  // the handshake is over: nothing to start
+  hs_->request = std::make_unique<ClientHandshakeRequest>(std::move(request));
+  set_path(hs_->request->target);
+  std::string req = make_client_request(*hs_->request);
   out_.append(req.data(), req.size());
   out_.mark_boundary();
 }
@@ -123,16 +124,16 @@ void Connection::receive_frames(std::span<uint8_t> data) {
 
 std::size_t Connection::receive_http(std::span<uint8_t> data) {
   std::size_t consumed = 0;
-  auto st = http_->feed(data, consumed);
+  auto st = hs_->parser.feed(data, consumed);
   if (st == HttpHeadParser::Status::need_more) return consumed;
   if (st == HttpHeadParser::Status::error) {
     std::string why = "bad HTTP " +
                       std::string(config_.role == Role::server ? "request" : "response") + ": " +
-                      http_->error_text();
+                      hs_->parser.error_text();
     if (config_.role == Role::server) {
-      std::string resp = http_response(http_->error_status(), "", http_->error_text() + "\n");
+      std::string resp = http_response(hs_->parser.error_status(), "", hs_->parser.error_text() + "\n");
       out_.append(resp.data(), resp.size());
-      rejected_status_ = static_cast<uint16_t>(http_->error_status());
+      rejected_status_ = static_cast<uint16_t>(hs_->parser.error_status());
     }
     state_ = State::closed;
     rstate_ = ReadState::done;
@@ -140,7 +141,7 @@ std::size_t Connection::receive_http(std::span<uint8_t> data) {
     finish({1006, why, false, Cause::handshake_failed});
     return data.size();
   }
-  const HttpHead& head = http_->head();
+  const HttpHead& head = hs_->parser.head();
   if (config_.role == Role::server) {
     static const ServerHandshakeConfig default_config;
     // RFC 7692 §5: the negotiator picks the first acceptable permessage-deflate offer.
@@ -171,14 +172,14 @@ std::size_t Connection::receive_http(std::span<uint8_t> data) {
               Cause::handshake_failed});
       return data.size();
     }
-    subprotocol_ = std::move(res.subprotocol);
-    path_ = head.target;
+    set_path(head.target);
+    set_subprotocol(res.subprotocol);
     if (negotiator && negotiator->agreed()) {
       deflate_ = std::make_unique<extensions::PerMessageDeflate>(
           *negotiator->agreed(), extensions::Side::server, deflate->level);
     }
   } else {
-    if (!client_req_) {  // receive() before start_client(): bytes nobody asked for
+    if (!hs_->request) {  // receive() before start_client(): bytes nobody asked for
       state_ = State::closed;
       rstate_ = ReadState::done;
       close_transport_ = true;
@@ -186,7 +187,7 @@ std::size_t Connection::receive_http(std::span<uint8_t> data) {
           {1006, "response received before the request was sent", false, Cause::handshake_failed});
       return data.size();
     }
-    auto res = check_server_response(head, *client_req_);
+    auto res = check_server_response(head, *hs_->request);
     if (!res.ok) {
       state_ = State::closed;
       rstate_ = ReadState::done;
@@ -209,10 +210,9 @@ std::size_t Connection::receive_http(std::span<uint8_t> data) {
       deflate_ = std::make_unique<extensions::PerMessageDeflate>(
           agreed.params, extensions::Side::client, deflate->level);
     }
-    subprotocol_ = std::move(res.subprotocol);
-    client_req_.reset();
+    set_subprotocol(res.subprotocol);
   }
-  http_.reset();  // the parser's buffers are not needed for the rest of the connection
+  hs_.reset();  // the parser's buffers are not needed for the rest of the connection
   state_ = State::open;
   rstate_ = ReadState::header;
   handler_.on_open();

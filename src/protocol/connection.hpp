@@ -116,8 +116,10 @@ class Connection {
   bool should_close_transport() const { return close_transport_; }
   // The cause our own close() was given (what a close-handshake timeout reports).
   Cause close_cause() const { return close_cause_; }
-  const std::string& subprotocol() const { return subprotocol_; }
-  const std::string& path() const { return path_; }
+  std::string_view subprotocol() const {
+    return std::string_view(names_).substr(path_len_);
+  }
+  std::string_view path() const { return std::string_view(names_).substr(0, path_len_); }
   // permessage-deflate was negotiated in the opening handshake.
   bool deflate_active() const { return deflate_ != nullptr; }
   // Server role: the HTTP error status answered instead of 101 (400, 403, 426, 431, 503...) when
@@ -168,11 +170,26 @@ class Connection {
   // permessage-deflate, when negotiated
   std::unique_ptr<extensions::PerMessageDeflate> deflate_;
 
-  // handshake
-  std::unique_ptr<HttpHeadParser> http_;
-  std::unique_ptr<ClientHandshakeRequest> client_req_;
-  std::string subprotocol_;
-  std::string path_;
+  // The opening handshake's state, dropped once it is over: the head parser and (client) the
+  // request it answers.
+  struct Handshake {
+    Handshake(HttpHeadParser::Kind kind, const HttpLimits& limits) : parser(kind, limits) {}
+    HttpHeadParser parser;
+    std::unique_ptr<ClientHandshakeRequest> request;
+  };
+  std::unique_ptr<Handshake> hs_;
+  // The request target then the subprotocol, in one string (one allocation at most, none when
+  // short): what the handshake settled.
+  std::string names_;
+  uint32_t path_len_ = 0;
+  void set_path(std::string_view path) {
+    names_ = std::string(path) + std::string(subprotocol());
+    path_len_ = static_cast<uint32_t>(path.size());
+  }
+  void set_subprotocol(std::string_view sub) {
+    names_.resize(path_len_);
+    names_.append(sub);
+  }
 
   OutBuffer out_;
 };

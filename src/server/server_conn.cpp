@@ -17,7 +17,8 @@ StreamConfig make_config(const ServerImpl& s, bool busy) {
   c.protocol.max_message = s.opts.max_message;
   c.protocol.http.max_head_bytes = s.opts.max_handshake_size;
   c.protocol.server = busy ? &s.handshake_busy : &s.handshake;
-  c.max_control_per_second = s.opts.max_control_frames_per_second;
+  c.control_limit = limits::RateLimit(s.opts.max_control_frames_per_second,
+                                      s.opts.max_control_frames_per_second);
   c.close_on_overflow = s.opts.send_overflow == ServerOptions::SendOverflow::close;
   c.tls = s.tls;
   c.protocol.deflate = &s.opts.deflate;  // negotiated per connection when enabled
@@ -58,7 +59,6 @@ ServerConn::ServerConn(LoopContext& ctx, uint64_t id, std::string peer, bool bus
                metrics_only ? ctx.stream_config_metrics
                             : (busy ? ctx.stream_config_busy : ctx.stream_config),
                ctx.rng),
-      ctx_(ctx),
       id_(id),
       peer_(std::move(peer)),
       busy_(busy),
@@ -66,38 +66,38 @@ ServerConn::ServerConn(LoopContext& ctx, uint64_t id, std::string peer, bool bus
 
 std::string ServerConn::ip() const { return peer_ip(peer_); }
 
-void ServerConn::stream_schedule_flush() { ctx_.schedule_flush(this); }
+void ServerConn::stream_schedule_flush() { ctx().schedule_flush(this); }
 
-void ServerConn::stream_detached() { ctx_.retire(this); }
+void ServerConn::stream_detached() { ctx().retire(this); }
 
 void ServerConn::stream_open() {
-  resume_ = ctx_.sessions && subprotocol() == resume::subprotocol;
+  resume_ = ctx().sessions && subprotocol() == resume::subprotocol;
   if (resume_) return;  // the application hears of it once the hello has set up the session
   opened_ = true;
-  if (ctx_.server.on_open) ctx_.server.on_open(*this);
+  if (ctx().server.on_open) ctx().server.on_open(*this);
 }
 
 SendStatus ServerConn::send(std::string_view data, MessageType type) {
   if (!resume_) return send_message(data, type);
   if (!session_ || !is_open()) return SendStatus::dropped;
-  ctx_.session_send(*session_, type, data);
-  return buffered() > ctx_.server.opts.send_buffer_limit ? SendStatus::backpressure
+  ctx().session_send(*session_, type, data);
+  return buffered() > ctx().server.opts.send_buffer_limit ? SendStatus::backpressure
                                                          : SendStatus::success;
 }
 
 void ServerConn::send_prepared(std::span<const uint8_t> frame, std::string_view data,
                                MessageType type) {
   if (resume_) {
-    if (session_ && is_open()) ctx_.session_send(*session_, type, data);
+    if (session_ && is_open()) ctx().session_send(*session_, type, data);
     return;
   }
-  if (buffered() + frame.size() > ctx_.server.opts.send_buffer_max) {
+  if (buffered() + frame.size() > ctx().server.opts.send_buffer_max) {
     counters().drop(metrics::DropReason::send_buffer_full);
     return;
   }
   if (protocol().send_encoded(frame)) {
     note_message_sent();
-    ctx_.schedule_flush(this);
+    ctx().schedule_flush(this);
   }
 }
 
@@ -110,7 +110,7 @@ void ServerConn::session_emit(MessageType type, std::string_view data) {
 
 void ServerConn::session_moved() {
   if (!session_) return;
-  ctx_.sessions->end(*session_);
+  ctx().sessions->end(*session_);
   session_ = nullptr;
   close_stream(1008, "session resumed on another node", Cause::local_close);
 }
@@ -124,8 +124,8 @@ void ServerConn::resume_frame(MessageType type, std::span<const uint8_t> bytes) 
 }
 
 void ServerConn::deliver(MessageType type, std::span<const uint8_t> data) {
-  if (ctx_.server.on_message)
-    ctx_.server.on_message(*this, {reinterpret_cast<const char*>(data.data()), data.size()}, type);
+  if (ctx().server.on_message)
+    ctx().server.on_message(*this, {reinterpret_cast<const char*>(data.data()), data.size()}, type);
 }
 
 void ServerConn::resume_message(MessageType type, std::span<const uint8_t> data) {
@@ -143,32 +143,32 @@ void ServerConn::resume_message(MessageType type, std::span<const uint8_t> data)
     return;
   }
   if (!session_) {
-    if (ctx_.mirror) {
+    if (ctx().mirror) {
       // Several nodes: the session may live in Redis (carried by another node, or by this one
       // before a restart). Claim it there; a copy in this loop's memory may be stale.
       resume::Hello hello;
       std::string why;
       if (resume::parse_hello(type, data, hello, why) == resume::Error::none &&
           !hello.session.empty()) {
-        if (resume::Session* local = ctx_.sessions->find(hello.session)) {
-          if (ServerConn* old = local->owner ? ctx_.find(local->owner) : nullptr) {
+        if (resume::Session* local = ctx().sessions->find(hello.session)) {
+          if (ServerConn* old = local->owner ? ctx().find(local->owner) : nullptr) {
             old->session_ = nullptr;
             old->close_stream(1008, "session resumed on another connection", Cause::local_close);
           }
-          ctx_.sessions->end(*local);
+          ctx().sessions->end(*local);
         }
         claiming_ = true;
-        ctx_.mirror->claim(
+        ctx().mirror->claim(
             hello.session, hello.last,
-            [ctx = &ctx_, id = id_, sid = hello.session, last = hello.last](ClaimResult& r) {
+            [ctx = &ctx(), id = id_, sid = hello.session, last = hello.last](ClaimResult& r) {
               if (ServerConn* c = ctx->find(id)) c->claimed(sid, last, r);
             });
         return;
       }
     }
-    auto h = ctx_.sessions->accept_hello(type, data, id_, now, sink);
+    auto h = ctx().sessions->accept_hello(type, data, id_, now, sink);
     if (h.error != resume::Error::none) {
-      ctx_.server.error("resume hello from " + peer_ + ": " + h.message);
+      ctx().server.error("resume hello from " + peer_ + ": " + h.message);
       close_stream(resume::close_code(h.error), h.message, Cause::protocol_error);
       return;
     }
@@ -178,10 +178,10 @@ void ServerConn::resume_message(MessageType type, std::span<const uint8_t> data)
   }
   auto r = session_->endpoint.receive(type, data, now, sink);
   if (r.kind == resume::Received::Kind::deliver) {
-    if (ctx_.mirror) ctx_.mirror->received(session_->id, r.seq);
+    if (ctx().mirror) ctx().mirror->received(session_->id, r.seq);
     deliver(r.type, r.payload);
   } else if (r.kind == resume::Received::Kind::error) {
-    ctx_.server.error("resume from " + peer_ + ": " + r.message);
+    ctx().server.error("resume from " + peer_ + ": " + r.message);
     close_stream(resume::close_code(r.error), r.message, Cause::protocol_error);
     return;
   }
@@ -203,19 +203,19 @@ void ServerConn::claimed(const resume::SessionId& sid, uint64_t last, ClaimResul
   } else if (r.entries.size() != r.out - last ||
              (!r.entries.empty() && r.entries.front().seq != last + 1)) {
     failed = "replay window exceeded";
-  } else if (!(s = ctx_.sessions->adopt(sid, id_))) {
+  } else if (!(s = ctx().sessions->adopt(sid, id_))) {
     failed = "session table full";
   }
   resume::HelloResult h;
   if (failed) {
-    h = ctx_.sessions->fresh_after_failed_resume(id_, failed, sink);
+    h = ctx().sessions->fresh_after_failed_resume(id_, failed, sink);
   } else {
-    s->tag = ctx_.next_session_tag++;
+    s->tag = ctx().next_session_tag++;
     s->endpoint.restore(last, r.out, r.in);
     for (auto& e : r.entries)
       s->endpoint.stash(e.seq, e.type, protocol::Connection::as_bytes(e.data), loop_.now());
     s->stream_pos = std::move(r.positions);
-    h = ctx_.sessions->resume_adopted(*s, last, sink);
+    h = ctx().sessions->resume_adopted(*s, last, sink);
   }
   if (!h.session) {
     close_stream(1013, "session table full", Cause::local_close);
@@ -240,21 +240,21 @@ void ServerConn::hello_done(resume::HelloResult& h) {
   }
   if (h.previous_owner) {
     // The client came back before its old connection was found dead: that one is stale.
-    if (ServerConn* old = ctx_.find(h.previous_owner)) {
+    if (ServerConn* old = ctx().find(h.previous_owner)) {
       old->session_ = nullptr;
       old->close_stream(1008, "session resumed on another connection", Cause::local_close);
     }
   }
   session_ = h.session;
   if (session_->tag == 0) {
-    session_->tag = ctx_.next_session_tag++;
-    if (ctx_.mirror && h.outcome != resume::Received::Outcome::resumed)
-      ctx_.mirror->created(session_->id);
+    session_->tag = ctx().next_session_tag++;
+    if (ctx().mirror && h.outcome != resume::Received::Outcome::resumed)
+      ctx().mirror->created(session_->id);
   }
-  ctx_.schedule_session_expiry();
+  ctx().schedule_session_expiry();
   arm_no_later_than(session_->endpoint.next_deadline());
   opened_ = true;
-  if (ctx_.server.on_open) ctx_.server.on_open(*this);
+  if (ctx().server.on_open) ctx().server.on_open(*this);
 }
 
 loop::TimePoint ServerConn::stream_deadline() const {
@@ -280,17 +280,17 @@ void ServerConn::stream_close(const CloseInfo& info) {
     // A clean 1000 ends the session; a protocol failure cannot be trusted to resume; anything
     // else (network error, heartbeat timeout, going away) keeps it for the window.
     if ((info.code == 1000 && info.was_clean) || info.code == 1002) {
-      if (ctx_.mirror) ctx_.mirror->ended(session_->id);
-      ctx_.sessions->end(*session_);
+      if (ctx().mirror) ctx().mirror->ended(session_->id);
+      ctx().sessions->end(*session_);
     } else
-      ctx_.sessions->detach(*session_, id_, loop_.now());
+      ctx().sessions->detach(*session_, id_, loop_.now());
     session_ = nullptr;
-    ctx_.schedule_session_expiry();
+    ctx().schedule_session_expiry();
   }
   if (opened_) {
-    if (ctx_.server.on_close) ctx_.server.on_close(*this, info);
+    if (ctx().server.on_close) ctx().server.on_close(*this, info);
   } else if (info.cause == Cause::handshake_failed || info.cause == Cause::handshake_timeout) {
-    ctx_.server.error("handshake from " + peer_ + " failed: " + info.reason);
+    ctx().server.error("handshake from " + peer_ + " failed: " + info.reason);
   }
 }
 
@@ -299,7 +299,7 @@ void ServerConn::on_http_request(const protocol::HttpHead& request, std::string&
   if (request.method == "GET" && (target == "/healthz" || target.starts_with("/healthz?"))) {
     // Still 200 with Redis down: this node serves its own connections (a load balancer should
     // keep sending it traffic); the body and header say what is degraded.
-    if (ctx_.server.redis_up.load(std::memory_order_relaxed) == 0)
+    if (ctx().server.redis_up.load(std::memory_order_relaxed) == 0)
       response =
           protocol::http_response(200, "Content-Type: text/plain\r\nX-Tether-Redis: down\r\n",
                                   "degraded: redis down (local delivery only)\n");
@@ -308,7 +308,7 @@ void ServerConn::on_http_request(const protocol::HttpHead& request, std::string&
     return;
   }
   // Prometheus metrics: on the metrics port when there is one, else on this one.
-  const auto& o = ctx_.server.opts;
+  const auto& o = ctx().server.opts;
   const std::string_view metrics_path =
       metrics_only_ ? (o.metrics_path.empty() ? std::string_view("/metrics") : o.metrics_path)
                     : (o.metrics_port == 0 ? std::string_view(o.metrics_path) : std::string_view());
@@ -316,7 +316,7 @@ void ServerConn::on_http_request(const protocol::HttpHead& request, std::string&
       target.substr(0, target.find('?')) == metrics_path) {
     const std::string headers =
         "Content-Type: " + std::string(metrics::content_type) + "\r\nCache-Control: no-cache\r\n";
-    response = protocol::http_response(200, headers, render_metrics(ctx_.server));
+    response = protocol::http_response(200, headers, render_metrics(ctx().server));
     if (request.method == "HEAD") response.resize(response.find("\r\n\r\n") + 4);
     return;
   }
@@ -327,8 +327,8 @@ void ServerConn::on_http_request(const protocol::HttpHead& request, std::string&
   // Built-in pages (/tether.js, add_page()), then files from --static DIR, else 426.
   if (request.method == "GET" || request.method == "HEAD") {
     std::string_view path = target.substr(0, target.find('?'));
-    auto it = ctx_.server.pages.find(std::string(path));
-    if (it != ctx_.server.pages.end()) {
+    auto it = ctx().server.pages.find(std::string(path));
+    if (it != ctx().server.pages.end()) {
       const auto& page = it->second;
       std::string headers = "Content-Type: " + page.content_type +
                             "\r\nCache-Control: no-cache\r\nX-Content-Type-Options: nosniff\r\n";
@@ -338,8 +338,8 @@ void ServerConn::on_http_request(const protocol::HttpHead& request, std::string&
     }
   }
   // Plain requests other than /healthz: files from --static DIR, else 426 (a WebSocket endpoint).
-  if (!ctx_.server.opts.static_dir.empty()) {
-    response = serve_static(ctx_.server.opts.static_dir, request, std::time(nullptr));
+  if (!ctx().server.opts.static_dir.empty()) {
+    response = serve_static(ctx().server.opts.static_dir, request, std::time(nullptr));
     return;
   }
   protocol::Handler::on_http_request(request, response);

@@ -29,8 +29,8 @@ class ServerConn final : public Connection, public WsStream {
   // tether::Connection
   uint64_t id() const override { return id_; }
   const std::string& peer() const override { return peer_; }
-  const std::string& path() const override { return protocol().path(); }
-  const std::string& subprotocol() const override { return protocol().subprotocol(); }
+  std::string_view path() const override { return protocol().path(); }
+  std::string_view subprotocol() const override { return protocol().subprotocol(); }
   SendStatus send(std::string_view data, MessageType type) override;
   void close(uint16_t code, std::string_view reason) override { close_stream(code, reason); }
   std::size_t buffered_amount() const override { return buffered(); }
@@ -40,7 +40,7 @@ class ServerConn final : public Connection, public WsStream {
   std::string ip() const;  // the peer's address without the port
   // Counted against the limits (released on retire).
   bool admitted() const { return !busy_ && !metrics_only_; }
-  LoopContext& context() { return ctx_; }
+  LoopContext& context() { return ctx(); }
   // Subscriptions (none: no vector), removed from the loop's table on retire.
   std::unique_ptr<std::vector<std::string>> topics;
   // Fan-out: queue a frame encoded once for many (plain connections), or send the message
@@ -54,6 +54,8 @@ class ServerConn final : public Connection, public WsStream {
   void session_moved();
 
  private:
+  // The loop's context (the loop's owner): not a member, to keep connections small.
+  LoopContext& ctx() const { return *static_cast<LoopContext*>(loop_.owner()); }
   void stream_open() override;
   void stream_message(codec::Opcode type, std::span<const uint8_t> data) override;
   void stream_close(const CloseInfo& info) override;
@@ -73,7 +75,6 @@ class ServerConn final : public Connection, public WsStream {
   // Received while claiming (exists only then).
   std::unique_ptr<std::vector<std::pair<MessageType, std::string>>> held_;
 
-  LoopContext& ctx_;
   uint64_t id_;
   std::string peer_;
 

@@ -26,8 +26,7 @@ WsStream::WsStream(loop::EventLoop& loop, const StreamConfig& config, protocol::
     : loop_(loop),
       config_(config),
       proto_(config_.protocol, *this, rng),
-      live_(config_.liveness, loop.now()),
-      control_budget_(config_.max_control_per_second, config_.max_control_per_second, loop.now()) {
+      live_(config_.liveness, loop.now()) {
   timer_.set_callback([](loop::Timer&, void* self) { static_cast<WsStream*>(self)->on_timer(); },
                       this);
 }
@@ -325,7 +324,7 @@ void WsStream::on_message(codec::Opcode type, std::span<const uint8_t> data) {
 void WsStream::count_control() {
   // A ping flood costs us a pong each: past the budget the peer is misbehaving (policy, 1008).
   // Failed rather than closed: waiting for the flooder's close frame would keep answering it.
-  if (!control_budget_.take(loop_.now()) && proto_.state() == protocol::State::open)
+  if (!control_budget_.take(config_.control_limit, loop_.now()) && proto_.state() == protocol::State::open)
     proto_.fail(1008, "too many control frames", Cause::protocol_error);
 }
 

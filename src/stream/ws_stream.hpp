@@ -30,8 +30,9 @@ struct StreamConfig {
   std::size_t send_buffer_max = 16u << 20;
   loop::Duration tcp_user_timeout{};  // TCP_USER_TIMEOUT; 0: kernel default
   bool tcp_keepalive = false;         // SO_KEEPALIVE
-  // Pings + pongs the peer may send per second (burst as many); past it: close 1008. 0: none.
-  unsigned max_control_per_second = 0;
+  // Pings + pongs the peer may send (server: N per second, burst N); past it: fail 1008.
+  // Default: unlimited.
+  limits::RateLimit control_limit;
   // send_message past send_buffer_max: close with 1008 (true) or drop the message (false).
   bool close_on_overflow = false;
   // TLS under the protocol (wss://): set = every byte goes through a tls::Session. `tls_host`:
@@ -134,7 +135,7 @@ class WsStream : public loop::IoHandler, public protocol::Handler {
   protocol::Connection proto_;
   liveness::Liveness live_;
   loop::Timer timer_;
-  limits::TokenBucket control_budget_;
+  limits::RateState control_budget_;
   int64_t rtt_ns_ = -1;  // the last RTT sample in ns; -1: none yet
   std::unique_ptr<tls::Session> tls_;
   // Metrics: config_.counters (never null here) is the loop's or client's; this connection's

@@ -407,7 +407,7 @@ void run_client_connection(std::span<const uint8_t> in, uint8_t opts, uint8_t se
     FUZZ_CHECK(handler.messages == 0);
     FUZZ_CHECK(conn.out().size() == request_size);  // nothing is sent before the 101
   } else {
-    const std::string& proto = conn.subprotocol();
+    const std::string_view proto = conn.subprotocol();
     FUZZ_CHECK(proto.empty() || proto == "chat" || proto == "superchat");
   }
   if (handler.closes == 1) FUZZ_CHECK(conn.state() == State::closed);
