@@ -10,44 +10,36 @@ constexpr TimePoint never = TimePoint::max();
 bool on(Duration d) { return d > Duration::zero(); }
 }  // namespace
 
-Liveness::Liveness(const Config& config, TimePoint now)
-    : config_(&config),
-      since_(now),
-      last_sent_(now),
-      last_received_(now),
-      last_message_(now),
-      last_ping_(now) {}
-
-void Liveness::opened(TimePoint now) {
+void State::opened(TimePoint now) {
   phase_ = Phase::open;
   last_sent_ = last_received_ = last_message_ = last_ping_ = now;
 }
 
-void Liveness::closing(TimePoint now) {
+void State::closing(TimePoint now) {
   if (phase_ == Phase::done) return;
   phase_ = Phase::closing;
   since_ = now;
 }
 
-TimePoint Liveness::next_deadline() const {
+TimePoint State::next_deadline(const Config& config) const {
   switch (phase_) {
     case Phase::handshake:
-      return on(config_->handshake_timeout) ? since_ + config_->handshake_timeout : never;
+      return on(config.handshake_timeout) ? since_ + config.handshake_timeout : never;
     case Phase::open: {
       TimePoint t = never;
-      if (on(config_->ping_interval)) {
-        t = std::min(t, last_sent_ + config_->ping_interval);
-        t = std::min(t, std::max(last_received_, last_ping_) + config_->ping_interval);
-        t = std::min(t, last_received_ + config_->ping_interval + config_->ping_timeout);
+      if (on(config.ping_interval)) {
+        t = std::min(t, last_sent_ + config.ping_interval);
+        t = std::min(t, std::max(last_received_, last_ping_) + config.ping_interval);
+        t = std::min(t, last_received_ + config.ping_interval + config.ping_timeout);
       }
-      if (on(config_->idle_timeout)) t = std::min(t, last_message_ + config_->idle_timeout);
+      if (on(config.idle_timeout)) t = std::min(t, last_message_ + config.idle_timeout);
       return t;
     }
     case Phase::closing: {
-      TimePoint t = on(config_->close_timeout) ? since_ + config_->close_timeout : never;
+      TimePoint t = on(config.close_timeout) ? since_ + config.close_timeout : never;
       // A peer that vanishes mid-close is still detected by the heartbeat bound.
-      if (on(config_->ping_interval))
-        t = std::min(t, last_received_ + config_->ping_interval + config_->ping_timeout);
+      if (on(config.ping_interval))
+        t = std::min(t, last_received_ + config.ping_interval + config.ping_timeout);
       return t;
     }
     case Phase::done:
@@ -56,32 +48,32 @@ TimePoint Liveness::next_deadline() const {
   return never;
 }
 
-Action Liveness::check(TimePoint now) const {
+Action State::check(const Config& config, TimePoint now) const {
   switch (phase_) {
     case Phase::handshake:
-      if (on(config_->handshake_timeout) && now >= since_ + config_->handshake_timeout)
+      if (on(config.handshake_timeout) && now >= since_ + config.handshake_timeout)
         return Action::handshake_timeout;
       return Action::none;
     case Phase::open:
       // Death first: a dead peer needs no ping.
-      if (on(config_->ping_interval)) {
-        if (now >= last_received_ + config_->ping_interval + config_->ping_timeout)
+      if (on(config.ping_interval)) {
+        if (now >= last_received_ + config.ping_interval + config.ping_timeout)
           return Action::heartbeat_timeout;
       }
-      if (on(config_->idle_timeout) && now >= last_message_ + config_->idle_timeout)
+      if (on(config.idle_timeout) && now >= last_message_ + config.idle_timeout)
         return Action::idle_timeout;
-      if (on(config_->ping_interval)) {
-        if (now >= last_sent_ + config_->ping_interval) return Action::send_ping;
+      if (on(config.ping_interval)) {
+        if (now >= last_sent_ + config.ping_interval) return Action::send_ping;
         // A silent peer gets one ping per interval to answer (it may only be listening).
-        if (now >= std::max(last_received_, last_ping_) + config_->ping_interval)
+        if (now >= std::max(last_received_, last_ping_) + config.ping_interval)
           return Action::send_ping;
       }
       return Action::none;
     case Phase::closing:
-      if (on(config_->ping_interval) &&
-          now >= last_received_ + config_->ping_interval + config_->ping_timeout)
+      if (on(config.ping_interval) &&
+          now >= last_received_ + config.ping_interval + config.ping_timeout)
         return Action::heartbeat_timeout;
-      if (on(config_->close_timeout) && now >= since_ + config_->close_timeout)
+      if (on(config.close_timeout) && now >= since_ + config.close_timeout)
         return Action::close_timeout;
       return Action::none;
     case Phase::done:

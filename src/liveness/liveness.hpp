@@ -43,11 +43,12 @@ enum class Action : uint8_t {
   close_timeout,      // closing handshake not answered: drop TCP
 };
 
-class Liveness {
+// The per-connection part: timestamps and phase, 48 bytes. The Config is passed to the two
+// questions instead of being kept, since every connection of a loop shares one.
+class State {
  public:
-  // `config` is shared (one per server loop or client), not copied: it must outlive this.
-  Liveness(const Config& config, TimePoint now);
-  Liveness(Config&&, TimePoint) = delete;
+  explicit State(TimePoint now)
+      : since_(now), last_sent_(now), last_received_(now), last_message_(now), last_ping_(now) {}
 
   void opened(TimePoint now);
   void closing(TimePoint now);  // we sent a close frame
@@ -58,16 +59,14 @@ class Liveness {
   void message(TimePoint now) { last_message_ = now; }
 
   // The most urgent action due at `now` (at most one per call; call again after acting).
-  Action check(TimePoint now) const;
+  Action check(const Config& config, TimePoint now) const;
   // When check() next has something to say; TimePoint::max() when nothing is pending.
-  TimePoint next_deadline() const;
+  TimePoint next_deadline(const Config& config) const;
 
   Phase phase() const { return phase_; }
   TimePoint last_received() const { return last_received_; }
-  const Config& config() const { return *config_; }
 
  private:
-  const Config* config_;
   // The handshake's start, then (closing phase) when our close went out: one field, since
   // each phase needs only its own.
   TimePoint since_;
@@ -76,6 +75,31 @@ class Liveness {
   TimePoint last_message_;
   TimePoint last_ping_;
   Phase phase_ = Phase::handshake;
+};
+
+// A State with its Config: the same questions without passing the config each time.
+class Liveness {
+ public:
+  // `config` is not copied: it must outlive this.
+  Liveness(const Config& config, TimePoint now) : config_(&config), state_(now) {}
+  Liveness(Config&&, TimePoint) = delete;
+
+  void opened(TimePoint now) { state_.opened(now); }
+  void closing(TimePoint now) { state_.closing(now); }
+  void done() { state_.done(); }
+  void sent(TimePoint now) { state_.sent(now); }
+  void pinged(TimePoint now) { state_.pinged(now); }
+  void received(TimePoint now) { state_.received(now); }
+  void message(TimePoint now) { state_.message(now); }
+  Action check(TimePoint now) const { return state_.check(*config_, now); }
+  TimePoint next_deadline() const { return state_.next_deadline(*config_); }
+  Phase phase() const { return state_.phase(); }
+  TimePoint last_received() const { return state_.last_received(); }
+  const Config& config() const { return *config_; }
+
+ private:
+  const Config* config_;
+  State state_;
 };
 
 // Ping payloads carry a sequence number and the send time, so the pong that echoes one gives an

@@ -56,7 +56,8 @@ LoopContext::LoopContext(ServerImpl& s)
 }
 
 LoopContext::~LoopContext() {
-  for (auto& [id, c] : conns) delete c;
+  std::vector<ServerConn*> all = all_conns();
+  for (ServerConn* c : all) delete c;
   for (auto* c : graveyard) delete c;
   if (listen_fd >= 0) loop::close_fd(listen_fd);
 }
@@ -93,7 +94,7 @@ void LoopContext::on_io(uint32_t) {
       delete c;
       continue;
     }
-    conns.emplace(c->id(), c);
+    conns.insert(c);
   }
 }
 
@@ -142,7 +143,7 @@ void LoopContext::schedule_flush(ServerConn* c) {
 
 void LoopContext::retire(ServerConn* c) {
   c->retired = true;
-  conns.erase(c->id());
+  conns.erase(c);
   if (c->topics) {
     const auto subscribed = *c->topics;  // unsubscribe() edits c->topics
     for (const auto& t : subscribed) unsubscribe(c, t);
@@ -213,14 +214,13 @@ void LoopContext::schedule_session_expiry() {
 }
 
 ServerConn* LoopContext::find(uint64_t id) {
-  auto it = conns.find(id);
-  return it == conns.end() ? nullptr : it->second;
+  return conns.find(id);
 }
 
 std::vector<ServerConn*> LoopContext::all_conns() const {
   std::vector<ServerConn*> v;
   v.reserve(conns.size());
-  for (auto& [id, c] : conns) v.push_back(c);
+  conns.for_each([&](ServerConn* c) { v.push_back(c); });
   return v;
 }
 
@@ -307,7 +307,7 @@ void LoopContext::broadcast_local(std::string_view data, MessageType type) {
       protocol::Connection::as_bytes(data), fan_frame);
   fan_deflated_key = -1;
   fan_targets.clear();
-  for (auto& [id, c] : conns) fan_targets.push_back(c);
+  conns.for_each([&](ServerConn* c) { fan_targets.push_back(c); });
   for (ServerConn* c : fan_targets)
     if (!c->retired) fan_out(c, fan_frame, data, type);
 }

@@ -15,6 +15,7 @@
 #include "protocol/random.hpp"
 #include "resume/session_store.hpp"
 #include "server/server_impl.hpp"
+#include "server/conn_table.hpp"
 #include "server/session_mirror.hpp"
 #include "stream/ws_stream.hpp"
 
@@ -43,7 +44,7 @@ struct LoopContext final : loop::IoHandler {
   loop::EventLoop loop;
   int listen_fd = -1;
   protocol::SystemRandom rng;
-  std::unordered_map<uint64_t, ServerConn*> conns;  // by connection id
+  ConnTable<ServerConn> conns;  // by connection id
   std::vector<ServerConn*> all_conns() const;
   // Pub/sub: topic -> subscribers on this loop.
   std::unordered_map<std::string, std::vector<ServerConn*>> topics;

@@ -82,7 +82,7 @@ void MetricsListener::on_io(uint32_t) {
       delete c;
       continue;
     }
-    ctx_.conns.emplace(c->id(), c);
+    ctx_.conns.insert(c);
   }
 }
 

@@ -79,6 +79,7 @@ class ServerConn final : public Connection, public WsStream {
   std::string peer_;
 
  public:
+  ServerConn* table_next = nullptr;  // LoopContext::conns' chain (ConnTable)
   bool in_flush_list = false;
   bool retired = false;  // socket gone, deleted at the end of the loop iteration
 

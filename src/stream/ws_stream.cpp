@@ -26,7 +26,7 @@ WsStream::WsStream(loop::EventLoop& loop, const StreamConfig& config, protocol::
     : loop_(loop),
       config_(config),
       proto_(config_.protocol, *this, rng),
-      live_(config_.liveness, loop.now()) {
+      live_(loop.now()) {
   timer_.set_callback([](loop::Timer&, void* self) { static_cast<WsStream*>(self)->on_timer(); },
                       this);
 }
@@ -45,7 +45,7 @@ ConnectionStats WsStream::stats() const {
   s.bytes_sent = bytes_sent_;
   s.messages_received = messages_received_;
   s.messages_sent = messages_sent_;
-  if (was_open_) s.handshake_duration = opened_at_ - attached_at_;
+  if (was_open_) s.handshake_duration = std::chrono::microseconds(handshake_us_);
   if (attached_at_ != loop::TimePoint{}) s.age = loop_.now() - attached_at_;
   return s;
 }
@@ -308,7 +308,9 @@ void WsStream::detach() {
 void WsStream::on_open() {
   live_.opened(loop_.now());
   was_open_ = true;
-  opened_at_ = loop_.now();
+  handshake_us_ = static_cast<uint32_t>(std::min<int64_t>(
+      std::chrono::duration_cast<std::chrono::microseconds>(loop_.now() - attached_at_).count(),
+      UINT32_MAX));
   config_.counters->opened.add();
   rearm();
   stream_open();
@@ -359,7 +361,7 @@ void WsStream::arm_no_later_than(loop::TimePoint t) {
 }
 
 void WsStream::rearm() {
-  const auto deadline = std::min(live_.next_deadline(), stream_deadline());
+  const auto deadline = std::min(live_.next_deadline(config_.liveness), stream_deadline());
   if (deadline == loop::TimePoint::max())
     loop_.timers().cancel(timer_);
   else
@@ -375,8 +377,8 @@ void WsStream::on_timer() {
     if (!in_io_) stream_schedule_flush();
   }
   for (int guard = 0; guard < 4; ++guard) {
-    const auto due = live_.next_deadline();
-    switch (live_.check(now)) {
+    const auto due = live_.next_deadline(config_.liveness);
+    switch (live_.check(config_.liveness, now)) {
       case liveness::Action::none:
         rearm();
         return;

@@ -133,16 +133,18 @@ class WsStream : public loop::IoHandler, public protocol::Handler {
 
   const StreamConfig& config_;
   protocol::Connection proto_;
-  liveness::Liveness live_;
+  liveness::State live_;
   loop::Timer timer_;
   limits::RateState control_budget_;
   int64_t rtt_ns_ = -1;  // the last RTT sample in ns; -1: none yet
   std::unique_ptr<tls::Session> tls_;
   // Metrics: config_.counters (never null here) is the loop's or client's; this connection's
-  // own are 56 bytes: the traffic totals, two timestamps, its share of the send-queue gauge.
+  // own are 52 bytes: the traffic totals, when the socket came, how long the upgrade took, its
+  // share of the send-queue gauge.
   uint64_t bytes_received_ = 0, bytes_sent_ = 0, messages_received_ = 0, messages_sent_ = 0;
-  loop::TimePoint attached_at_{}, opened_at_{};
+  loop::TimePoint attached_at_{};
   std::size_t queue_reported_ = 0;
+  uint32_t handshake_us_ = 0;  // attach to open, in microseconds (bounded by handshake_timeout)
   int fd_ = -1;
   uint32_t ping_seq_ = 0;
   bool connecting_ = false;
