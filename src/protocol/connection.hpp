@@ -162,6 +162,7 @@ class Connection {
   bool transport_blocked_ = false;  // we sent a non-final fragment (§5.4)
   uint16_t rejected_status_ = 0;
   Cause close_cause_ = Cause::remote_close;  // what our close() was given
+  uint32_t path_len_ = 0;                    // names_' first part (the request target)
 
   // The frame or message being read: borrowed from the loop's pool while one is in progress
   // (receive() takes it, gives it back when a read ends between messages), own otherwise.
@@ -181,7 +182,6 @@ class Connection {
   // The request target then the subprotocol, in one string (one allocation at most, none when
   // short): what the handshake settled.
   std::string names_;
-  uint32_t path_len_ = 0;
   void set_path(std::string_view path) {
     names_ = std::string(path) + std::string(subprotocol());
     path_len_ = static_cast<uint32_t>(path.size());
