@@ -101,7 +101,7 @@ struct Args {
   double hold_s = -1;
   double ping_interval_s = 0;
   long batch = 200;
-  long pause_at = 0;      // 0: no pause
+  long pause_at = 0;  // 0: no pause
   double pause_s = 3;
 };
 

@@ -3,7 +3,8 @@
 // masking: the load generator (bench/loadgen.cpp --raw) sends fixed-size records and counts
 // whole records coming back, so the server does the least any echo server can do over TCP.
 //
-//   raw_echo PORT [THREADS]   listens on 127.0.0.1:PORT; prints nothing but errors; SIGTERM stops it.
+//   raw_echo PORT [THREADS]   listens on 127.0.0.1:PORT; prints nothing but errors; SIGTERM stops
+//   it.
 //
 // THREADS (default 1): that many independent loops, each with its own listener on PORT
 // (SO_REUSEPORT, the kernel spreads new connections across them), like `tether serve
@@ -80,7 +81,8 @@ void serve(int port, bool reuseport) {
   // Writes c.pending from c.off; true when it all went out.
   auto flush = [&](Conn& c) -> int {
     while (c.off < c.pending.size()) {
-      const ssize_t n = send(c.fd, c.pending.data() + c.off, c.pending.size() - c.off, MSG_NOSIGNAL);
+      const ssize_t n =
+          send(c.fd, c.pending.data() + c.off, c.pending.size() - c.off, MSG_NOSIGNAL);
       if (n > 0) {
         c.off += static_cast<std::size_t>(n);
       } else if (n < 0 && errno == EINTR) {

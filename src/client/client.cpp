@@ -121,8 +121,7 @@ struct Client::Impl {
 };
 
 struct Client::Impl::Stream final : detail::WsStream {
-  Stream(Impl& c, const detail::StreamConfig& cfg)
-      : WsStream(c.loop, cfg, c.rng), client(c) {}
+  Stream(Impl& c, const detail::StreamConfig& cfg) : WsStream(c.loop, cfg, c.rng), client(c) {}
   Impl& client;
 
   void stream_open() override {

@@ -21,7 +21,7 @@ struct FrameReadState {
   // arrived whole (the usual case), else gathered in ctrl_buf.
   const uint8_t* ctrl_data = nullptr;
   uint8_t hdr_buf[max_header_size];
-  uint8_t hdr_len = 0;   // header bytes gathered in hdr_buf (a header split across reads)
+  uint8_t hdr_len = 0;      // header bytes gathered in hdr_buf (a header split across reads)
   uint8_t mask_offset = 0;  // 0..3: where in the 4-byte key the next payload byte is
   uint8_t ctrl_len = 0;
   // message being reassembled

@@ -133,7 +133,9 @@ class PerMessageDeflate {
   // Compressors that start fresh each message with the same window and level turn a message
   // into the same bytes, so a fan-out can compress it once for all of them: equal keys, equal
   // output. -1 when ours keeps its context (its output depends on this connection's history).
-  int shared_key() const { return own_reset_ && !deflate_broken_ ? (level_ << 8) | own_window_ : -1; }
+  int shared_key() const {
+    return own_reset_ && !deflate_broken_ ? (level_ << 8) | own_window_ : -1;
+  }
 
  private:
   z_stream_s* inflater();  // acquires one for the message in progress

@@ -60,7 +60,8 @@ struct RateLimit {
   RateLimit() = default;  // unlimited
   RateLimit(unsigned rate_per_second, unsigned burst) {
     if (rate_per_second == 0) return;
-    interval = std::chrono::duration_cast<loop::Duration>(std::chrono::duration<double>(1.0 / rate_per_second));
+    interval = std::chrono::duration_cast<loop::Duration>(
+        std::chrono::duration<double>(1.0 / rate_per_second));
     tolerance = interval * (std::max(burst, 1u) - 1);
   }
   bool unlimited() const { return interval == loop::Duration::zero(); }

@@ -109,8 +109,8 @@ void Connection::receive_frames(std::span<uint8_t> data) {
         bool whole = rx_->remaining == rx_->header.payload_len && take == rx_->remaining;
         uint8_t* p = data.data() + pos;
         if (rx_->header.masked)
-          rx_->mask_offset =
-              static_cast<uint8_t>(codec::apply_mask(p, take, rx_->header.mask_key, rx_->mask_offset));
+          rx_->mask_offset = static_cast<uint8_t>(
+              codec::apply_mask(p, take, rx_->header.mask_key, rx_->mask_offset));
         pos += take;
         rx_->remaining -= take;
         payload_chunk(p, take, whole);
@@ -131,7 +131,8 @@ std::size_t Connection::receive_http(std::span<uint8_t> data) {
                       std::string(config_.role == Role::server ? "request" : "response") + ": " +
                       hs_->parser.error_text();
     if (config_.role == Role::server) {
-      std::string resp = http_response(hs_->parser.error_status(), "", hs_->parser.error_text() + "\n");
+      std::string resp =
+          http_response(hs_->parser.error_status(), "", hs_->parser.error_text() + "\n");
       out_.append(resp.data(), resp.size());
       rejected_status_ = static_cast<uint16_t>(hs_->parser.error_status());
     }
@@ -315,7 +316,8 @@ void Connection::payload_chunk(uint8_t* p, std::size_t n, bool whole_frame_here)
     fail(1007, "invalid UTF-8 in text message", Cause::protocol_error);
     return;
   }
-  if (whole_frame_here && rx_->header.fin && rx_->msg.empty() && rx_->header.opcode != Opcode::continuation) {
+  if (whole_frame_here && rx_->header.fin && rx_->msg.empty() &&
+      rx_->header.opcode != Opcode::continuation) {
     // The common case: a whole unfragmented message in one read. Deliver it in place.
     if (rx_->msg_type == Opcode::text && !rx_->utf8.complete()) {
       fail(1007, "truncated UTF-8 sequence at end of text message", Cause::protocol_error);
@@ -374,8 +376,8 @@ bool Connection::inflated(extensions::InflateStatus st, std::size_t before) {
       return false;
   }
   // §8.1: UTF-8 is a property of the message, i.e. of the inflated bytes.
-  if (rx_->msg_type == Opcode::text &&
-      !rx_->utf8.feed(std::span<const uint8_t>(rx_->msg.data() + before, rx_->msg.size() - before))) {
+  if (rx_->msg_type == Opcode::text && !rx_->utf8.feed(std::span<const uint8_t>(
+                                           rx_->msg.data() + before, rx_->msg.size() - before))) {
     fail(1007, "invalid UTF-8 in text message", Cause::protocol_error);
     return false;
   }
@@ -442,8 +444,8 @@ bool Connection::send(Opcode type, std::span<const uint8_t> payload, bool fin) {
   // §5.5), and fragments must follow §5.4: first text/binary, then continuations.
   if (is_control(type)) return false;
   if ((type == Opcode::continuation) != out_in_message_) return false;
-  if (deflate_ && fin && type != Opcode::continuation && payload.size() >= deflate_options()->threshold &&
-      send_compressed(type, payload))
+  if (deflate_ && fin && type != Opcode::continuation &&
+      payload.size() >= deflate_options()->threshold && send_compressed(type, payload))
     return true;
   write_frame(type, fin, payload);
   out_in_message_ = !fin;

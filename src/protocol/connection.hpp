@@ -116,9 +116,7 @@ class Connection {
   bool should_close_transport() const { return close_transport_; }
   // The cause our own close() was given (what a close-handshake timeout reports).
   Cause close_cause() const { return close_cause_; }
-  std::string_view subprotocol() const {
-    return std::string_view(names_).substr(path_len_);
-  }
+  std::string_view subprotocol() const { return std::string_view(names_).substr(path_len_); }
   std::string_view path() const { return std::string_view(names_).substr(0, path_len_); }
   // permessage-deflate was negotiated in the opening handshake.
   bool deflate_active() const { return deflate_ != nullptr; }

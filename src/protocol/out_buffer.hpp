@@ -24,7 +24,6 @@
 
 namespace tether::protocol {
 
-
 class OutBuffer {
  public:
   using Pool = loop::BufferPool<loop::ByteBuffer>;

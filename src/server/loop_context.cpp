@@ -86,8 +86,7 @@ void LoopContext::on_io(uint32_t) {
     }
     std::string ip = peer_ip(peer);
     const bool admitted = admit(ip);
-    auto* c = new ServerConn(*this, server.next_id.fetch_add(1), std::move(peer),
-                             !admitted);
+    auto* c = new ServerConn(*this, server.next_id.fetch_add(1), std::move(peer), !admitted);
     if (auto err = c->attach(fd, false)) {
       server.error("epoll add: " + err.message());
       if (admitted) server.release(c->ip());
@@ -213,9 +212,7 @@ void LoopContext::schedule_session_expiry() {
     loop.timers().schedule(session_timer, t);
 }
 
-ServerConn* LoopContext::find(uint64_t id) {
-  return conns.find(id);
-}
+ServerConn* LoopContext::find(uint64_t id) { return conns.find(id); }
 
 std::vector<ServerConn*> LoopContext::all_conns() const {
   std::vector<ServerConn*> v;

@@ -14,8 +14,8 @@
 #include "metrics/counters.hpp"
 #include "protocol/random.hpp"
 #include "resume/session_store.hpp"
-#include "server/server_impl.hpp"
 #include "server/conn_table.hpp"
+#include "server/server_impl.hpp"
 #include "server/session_mirror.hpp"
 #include "stream/ws_stream.hpp"
 
@@ -59,7 +59,7 @@ struct LoopContext final : loop::IoHandler {
   // slow-subscriber policy.
   void fan_out(ServerConn* c, std::span<const uint8_t> frame, std::string_view data,
                MessageType type);
-  std::vector<uint8_t> fan_frame;        // reused encoding buffer
+  std::vector<uint8_t> fan_frame;  // reused encoding buffer
   // The same message compressed once for every subscriber that negotiated permessage-deflate
   // with a shareable compressor (Connection::shared_deflate_key): the key it was made for (-1:
   // none yet for this message) and whether compressing paid (else the plain frame goes).

@@ -17,8 +17,8 @@ StreamConfig make_config(const ServerImpl& s, bool busy) {
   c.protocol.max_message = s.opts.max_message;
   c.protocol.http.max_head_bytes = s.opts.max_handshake_size;
   c.protocol.server = busy ? &s.handshake_busy : &s.handshake;
-  c.control_limit = limits::RateLimit(s.opts.max_control_frames_per_second,
-                                      s.opts.max_control_frames_per_second);
+  c.control_limit =
+      limits::RateLimit(s.opts.max_control_frames_per_second, s.opts.max_control_frames_per_second);
   c.close_on_overflow = s.opts.send_overflow == ServerOptions::SendOverflow::close;
   c.tls = s.tls;
   c.protocol.deflate = &s.opts.deflate;  // negotiated per connection when enabled
@@ -82,7 +82,7 @@ SendStatus ServerConn::send(std::string_view data, MessageType type) {
   if (!session_ || !is_open()) return SendStatus::dropped;
   ctx().session_send(*session_, type, data);
   return buffered() > ctx().server.opts.send_buffer_limit ? SendStatus::backpressure
-                                                         : SendStatus::success;
+                                                          : SendStatus::success;
 }
 
 void ServerConn::send_prepared(std::span<const uint8_t> frame, std::string_view data,

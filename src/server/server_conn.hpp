@@ -23,8 +23,7 @@ class ServerConn final : public Connection, public WsStream {
   // `busy`: over a connection limit; the handshake will be answered 503.
   // `metrics_only`: accepted on ServerOptions::metrics_port: serves /metrics and /healthz,
   // refuses upgrades (404), is not counted against the limits nor in the loop's metrics.
-  ServerConn(LoopContext& ctx, uint64_t id, std::string peer, bool busy,
-             bool metrics_only = false);
+  ServerConn(LoopContext& ctx, uint64_t id, std::string peer, bool busy, bool metrics_only = false);
 
   // tether::Connection
   uint64_t id() const override { return id_; }

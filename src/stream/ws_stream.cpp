@@ -23,10 +23,7 @@ long long whole_ms(loop::Duration d) {
 }  // namespace
 
 WsStream::WsStream(loop::EventLoop& loop, const StreamConfig& config, protocol::Random& rng)
-    : loop_(loop),
-      config_(config),
-      proto_(config_.protocol, *this, rng),
-      live_(loop.now()) {
+    : loop_(loop), config_(config), proto_(config_.protocol, *this, rng), live_(loop.now()) {
   timer_.set_callback([](loop::Timer&, void* self) { static_cast<WsStream*>(self)->on_timer(); },
                       this);
 }
@@ -102,7 +99,7 @@ SendStatus WsStream::send_message(std::string_view data, MessageType type) {
                                                          : SendStatus::success;
 }
 
-bool WsStream::ping_now(loop::TimePoint due) {
+bool WsStream::ping_now(loop::TimePoint due, bool write_now) {
   if (fd_ < 0 || proto_.state() != protocol::State::open) return false;
   const auto now = loop_.now();
   uint8_t payload[liveness::ping_payload_size];
@@ -112,7 +109,11 @@ bool WsStream::ping_now(loop::TimePoint due) {
   // ping was due rather than the timer tick that noticed it, so the period stays the interval
   // instead of drifting by a tick each time.
   live_.pinged(std::min(now, due));
-  if (!in_io_) stream_schedule_flush();
+  if (in_io_) return true;  // written at the end of this stream's I/O callback
+  if (write_now)
+    flush();
+  else
+    stream_schedule_flush();
   return true;
 }
 
@@ -326,7 +327,8 @@ void WsStream::on_message(codec::Opcode type, std::span<const uint8_t> data) {
 void WsStream::count_control() {
   // A ping flood costs us a pong each: past the budget the peer is misbehaving (policy, 1008).
   // Failed rather than closed: waiting for the flooder's close frame would keep answering it.
-  if (!control_budget_.take(config_.control_limit, loop_.now()) && proto_.state() == protocol::State::open)
+  if (!control_budget_.take(config_.control_limit, loop_.now()) &&
+      proto_.state() == protocol::State::open)
     proto_.fail(1008, "too many control frames", Cause::protocol_error);
 }
 
@@ -383,7 +385,11 @@ void WsStream::on_timer() {
         rearm();
         return;
       case liveness::Action::send_ping:
-        ping_now(due);  // flushed with everything else at the end of this loop iteration
+        // Written now rather than with the loop's deferred flushes: at a high ping rate a
+        // wheel tick fires hundreds of timers, and each deferred ping would hold a send buffer
+        // from the pool until the end of the iteration (one send either way).
+        ping_now(due, /*write_now=*/true);
+        if (fd_ < 0) return;
         continue;
       case liveness::Action::heartbeat_timeout:
         abort(Cause::heartbeat_timeout, "heartbeat timeout after " +

@@ -65,7 +65,8 @@ class WsStream : public loop::IoHandler, public protocol::Handler {
   void abort(Cause cause, std::string_view why);
   void flush();
   // Sends a heartbeat ping now (its pong yields an RTT sample). false when not open.
-  bool ping_now(loop::TimePoint due = loop::TimePoint::max());
+  // `write_now`: write it at once instead of with the loop's deferred flushes.
+  bool ping_now(loop::TimePoint due = loop::TimePoint::max(), bool write_now = false);
   // An application message was queued by other means (a pre-encoded fan-out frame).
   void note_message_sent() {
     live_.message(loop_.now());

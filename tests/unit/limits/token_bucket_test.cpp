@@ -104,7 +104,8 @@ TEST(RateState, DecidesAsATokenBucketDoes) {
         allowed_bucket += b;
         differ += a != b;
       }
-      EXPECT_LE(std::abs(allowed_state - allowed_bucket), 1) << "rate " << rate << " burst " << burst;
+      EXPECT_LE(std::abs(allowed_state - allowed_bucket), 1)
+          << "rate " << rate << " burst " << burst;
       EXPECT_LE(differ, 50) << "rate " << rate << " burst " << burst;
       EXPECT_GT(allowed_state, 0);
       denied += 5000 - allowed_state;

@@ -22,7 +22,7 @@ TEST(ConnTable, FindsEveryItemAcrossGrowthAndForgetsErasedOnes) {
   tether::detail::ConnTable<Item> table;
   EXPECT_EQ(table.find(1), nullptr);
   std::vector<std::unique_ptr<Item>> items;
-  for (uint64_t i = 1; i <= 5000; ++i) {  // sequential ids, as the server hands them out
+  for (uint64_t i = 1; i <= 5000; ++i) {             // sequential ids, as the server hands them out
     items.push_back(std::make_unique<Item>(i * 2));  // even ids: 2 loops' stride
     table.insert(items.back().get());
   }

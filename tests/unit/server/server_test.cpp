@@ -501,8 +501,8 @@ TEST(PubSub, DeflateSubscribersGetTheMessageCompressedOncePerKind) {
   std::vector<Sub> subs;
   subs.push_back({"Sec-WebSocket-Extensions: permessage-deflate\r\n", true, nullptr});
   subs.push_back({"Sec-WebSocket-Extensions: permessage-deflate\r\n", true, nullptr});
-  subs.push_back(
-      {"Sec-WebSocket-Extensions: permessage-deflate; server_max_window_bits=10\r\n", true, nullptr});
+  subs.push_back({"Sec-WebSocket-Extensions: permessage-deflate; server_max_window_bits=10\r\n",
+                  true, nullptr});
   subs.push_back({"", false, nullptr});
   for (auto& s : subs) {
     s.peer = std::make_unique<RawPeer>(server.port());
