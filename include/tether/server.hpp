@@ -35,7 +35,7 @@ class Connection {
  public:
   virtual uint64_t id() const = 0;
   virtual const std::string& peer() const = 0;  // "127.0.0.1:50312"
-  virtual std::string_view path() const = 0;  // request target of the upgrade
+  virtual std::string_view path() const = 0;    // request target of the upgrade
   virtual std::string_view subprotocol() const = 0;
   // Frames `data` as one message. Never blocks; see SendStatus.
   virtual SendStatus send(std::string_view data, MessageType type = MessageType::text) = 0;
