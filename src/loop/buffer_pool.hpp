@@ -111,6 +111,14 @@ class ObjectPool {
   std::vector<std::unique_ptr<T>> free_;
 };
 
+// A send queue's state (protocol::OutBuffer): the bytes and where writing and the frame walk
+// stand. Lent to a connection while it has bytes queued.
+struct ByteQueue {
+  ByteBuffer buf;
+  std::size_t head = 0;      // bytes before this are written
+  std::size_t boundary = 0;  // a frame start at or before the next one to write (see OutBuffer)
+};
+
 // The pools of one loop, which every connection on it uses (ConnectionConfig::pools). A pool
 // grows to the most buffers its loop ever had in flight at once, then stops allocating; a few
 // are made up front (~20 KiB), so a loop with a handful of busy connections is in its steady
@@ -125,9 +133,12 @@ struct BufferPools {
       out.give(b);
       auto f = std::make_unique<codec::FrameReadState>();
       frames.give(f);
+      auto q = std::make_unique<ByteQueue>();
+      queues.give(q);
     }
   }
   BufferPool<ByteBuffer> out;
+  ObjectPool<ByteQueue> queues;
   BufferPool<MessageBuffer> message;
   ObjectPool<codec::FrameReadState> frames;
 };

@@ -18,7 +18,7 @@ void Handler::on_http_request(const HttpHead&, std::string& response) {
 
 Connection::Connection(const ConnectionConfig& config, Handler& handler, Random& rng)
     : config_(config), handler_(handler), rng_(rng) {
-  if (config.pools) out_.set_pool(&config.pools->out);
+  out_.set_pools(config.pools);
   hs_ = std::make_unique<Handshake>(
       config_.role == Role::server ? HttpHeadParser::Kind::request : HttpHeadParser::Kind::response,
       config_.http);

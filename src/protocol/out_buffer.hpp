@@ -26,86 +26,94 @@ namespace tether::protocol {
 
 class OutBuffer {
  public:
-  using Pool = loop::BufferPool<loop::ByteBuffer>;
-  void set_pool(Pool* pool) { pool_ = pool; }
+  using Pools = loop::BufferPools;
+  void set_pools(Pools* pools) { pools_ = pools; }
 
-  const uint8_t* data() const { return buf_.data() + head_; }
-  std::size_t size() const { return buf_.size() - head_; }
+  const uint8_t* data() const { return q_ ? q_->buf.data() + q_->head : nullptr; }
+  std::size_t size() const { return q_ ? q_->buf.size() - q_->head : 0; }
   bool empty() const { return size() == 0; }
 
   // Returns space for `n` more bytes at the back (valid until the next call).
   uint8_t* extend(std::size_t n) {
-    if (buf_.capacity() == 0 && pool_) take_from_pool();
-    if (head_ != 0 && head_ == buf_.size()) {
-      buf_.clear();
-      head_ = 0;
-      boundary_ = 0;
-    } else if (head_ > 0 && head_ >= buf_.size() / 2) {
-      compact();
+    loop::ByteQueue& q = queue();
+    auto& buf = q.buf;
+    if (q.head != 0 && q.head == buf.size()) {
+      buf.clear();
+      q.head = 0;
+      q.boundary = 0;
+    } else if (q.head > 0 && q.head >= buf.size() / 2) {
+      compact(q);
     }
-    std::size_t old = buf_.size();
+    std::size_t old = buf.size();
     // Small buffers grow to a power of two: a frame a few bytes longer than any before (resume's
     // decimal sequence numbers gaining a digit) then still fits, instead of costing an
     // allocation whenever the longest frame so far is exceeded by a byte.
-    if (old + n > buf_.capacity() && old + n <= kKeepCapacity) buf_.reserve(std::bit_ceil(old + n));
-    buf_.resize(old + n);
-    return buf_.data() + old;
+    if (old + n > buf.capacity() && old + n <= kKeepCapacity) buf.reserve(std::bit_ceil(old + n));
+    buf.resize(old + n);
+    return buf.data() + old;
   }
   void append(const void* p, std::size_t n) {
     if (n) std::memcpy(extend(n), p, n);
   }
   // The bytes so far are not frames (an HTTP head): boundaries start after them.
-  void mark_boundary() { boundary_ = buf_.size(); }
+  void mark_boundary() { queue().boundary = queue().buf.size(); }
   // Inserts a whole frame at the first frame boundary at or after the read offset.
   void insert_priority(const uint8_t* p, std::size_t n) {
-    if (buf_.capacity() == 0 && pool_) take_from_pool();
-    const std::size_t at = first_boundary();
-    const std::size_t old = buf_.size();
-    buf_.resize(old + n);
-    std::memmove(buf_.data() + at + n, buf_.data() + at, old - at);
-    std::memcpy(buf_.data() + at, p, n);
+    loop::ByteQueue& q = queue();
+    const std::size_t at = first_boundary(q);
+    const std::size_t old = q.buf.size();
+    q.buf.resize(old + n);
+    std::memmove(q.buf.data() + at + n, q.buf.data() + at, old - at);
+    std::memcpy(q.buf.data() + at, p, n);
   }
   void consume(std::size_t n) {
-    head_ += n;
-    if (head_ == buf_.size()) {
-      buf_.clear();
-      head_ = 0;
-      boundary_ = 0;
-      if (pool_)
-        pool_->give(buf_);  // drained: the memory serves other connections until needed again
-      else if (buf_.capacity() > kKeepCapacity)
-        buf_.shrink_to_fit();  // an idle connection should not keep 16 MiB from one big message
+    if (!q_) return;
+    q_->head += n;
+    if (q_->head != q_->buf.size()) return;
+    q_->buf.clear();
+    q_->head = 0;
+    q_->boundary = 0;
+    if (pools_) {
+      // Drained: the memory and the queue serve other connections until needed again.
+      pools_->out.give(q_->buf);
+      pools_->queues.give(q_);
+    } else if (q_->buf.capacity() > kKeepCapacity) {
+      q_->buf.shrink_to_fit();  // an idle connection should not keep 16 MiB from one big message
     }
   }
 
  private:
   static constexpr std::size_t kKeepCapacity = 64 * 1024;
-  // A pooled buffer starts at 4 KiB, so the ones going round do not each grow by small steps.
-  void take_from_pool() {
-    buf_ = pool_->take();
-    if (buf_.capacity() < loop::BufferPools::kMinOutCapacity)
-      buf_.reserve(loop::BufferPools::kMinOutCapacity);
+  // The queue, taken from the pools when there is none (a pooled buffer starts at 4 KiB, so the
+  // ones going round do not each grow by small steps); without pools, made once and kept.
+  loop::ByteQueue& queue() {
+    if (!q_) {
+      q_ = pools_ ? pools_->queues.take() : std::make_unique<loop::ByteQueue>();
+      if (pools_) {
+        q_->buf = pools_->out.take();
+        if (q_->buf.capacity() < Pools::kMinOutCapacity) q_->buf.reserve(Pools::kMinOutCapacity);
+      }
+    }
+    return *q_;
   }
-  void compact() {
-    first_boundary();  // keep boundary_ pointing at a frame start that survives the move
-    std::memmove(buf_.data(), buf_.data() + head_, buf_.size() - head_);
-    buf_.resize(buf_.size() - head_);
-    boundary_ -= head_;
-    head_ = 0;
+  static void compact(loop::ByteQueue& q) {
+    first_boundary(q);  // keep the boundary pointing at a frame start that survives the move
+    std::memmove(q.buf.data(), q.buf.data() + q.head, q.buf.size() - q.head);
+    q.buf.resize(q.buf.size() - q.head);
+    q.boundary -= q.head;
+    q.head = 0;
   }
-  std::size_t first_boundary() {
-    while (boundary_ < head_) {
+  static std::size_t first_boundary(loop::ByteQueue& q) {
+    while (q.boundary < q.head) {
       codec::FrameHeader h;
       std::size_t used = 0;
-      codec::parse_header({buf_.data() + boundary_, buf_.size() - boundary_}, h, used);
-      boundary_ += used + static_cast<std::size_t>(h.payload_len);
+      codec::parse_header({q.buf.data() + q.boundary, q.buf.size() - q.boundary}, h, used);
+      q.boundary += used + static_cast<std::size_t>(h.payload_len);
     }
-    return boundary_;
+    return q.boundary;
   }
-  loop::ByteBuffer buf_;
-  Pool* pool_ = nullptr;
-  std::size_t head_ = 0;
-  std::size_t boundary_ = 0;  // a frame start (or the end of non-frame bytes), walked lazily
+  std::unique_ptr<loop::ByteQueue> q_;  // none while nothing is queued (with pools)
+  Pools* pools_ = nullptr;
 };
 
 }  // namespace tether::protocol
