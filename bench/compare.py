@@ -523,51 +523,45 @@ def main():
             log(f"{what}: other processes used {res['other_load']:.0%} of the machine; running it again")
             time.sleep(2)
 
+    def record(run, what, into, summary, **fields):
+        """measure() one run, tag it with `fields`, keep it in `into`, log one line about it."""
+        res, attempts = measure(run, what)
+        res.update(attempts=attempts, **fields)
+        into.append(res)
+        log(f"{what}: FAILED: {res['error']}" if "error" in res else f"{what}: {summary(res)}")
+        time.sleep(args.settle)
+
+    def shares(res, client="loadgen"):
+        return (f"server {100 * res['server_use']:.0f}%, {client} {100 * res['client_use']:.0f}%, "
+                f"other {100 * res['other_load']:.0f}%")
+
     for rnd in range(1, 0 if args.from_csv else args.rounds + 1):
         k = (rnd - 1) % len(names)
         order = names[k:] + names[:k]  # rotate: no server always runs first or last
         for wl in workloads:
             for name in order:
-                res, attempts = measure(lambda: run_one(args, name, all_servers[name], wl, rnd, workdir),
-                                        f"round {rnd} {wl} {name}")
-                res.update(round=rnd, workload=wl, server=name, attempts=attempts)
-                rows.append(res)
-                if "error" in res:
-                    log(f"round {rnd} {wl} {name}: FAILED: {res['error']}")
-                else:
-                    log(f"round {rnd} {wl} {name}: {res['msgs_per_sec']:,.0f} msgs/s, {res['mb_per_sec']:,.1f} MB/s, "
-                        f"p50 {res['p50_us']:.0f} p99 {res['p99_us']:.0f} us, server {res['cpu_us_per_msg']:.2f} us/msg "
-                        f"({100 * res['server_use']:.0f}%), loadgen {100 * res['client_use']:.0f}%, "
-                        f"other {100 * res['other_load']:.0f}%")
-                time.sleep(args.settle)
+                record(lambda: run_one(args, name, all_servers[name], wl, rnd, workdir),
+                       f"round {rnd} {wl} {name}", rows,
+                       lambda r: (f"{r['msgs_per_sec']:,.0f} msgs/s, {r['mb_per_sec']:,.1f} MB/s, p50 "
+                                  f"{r['p50_us']:.0f} p99 {r['p99_us']:.0f} us, {r['cpu_us_per_msg']:.2f} us/msg, "
+                                  + shares(r)),
+                       round=rnd, workload=wl, server=name)
         if mc_configs:
             k = (rnd - 1) % len(mc_configs)
             for name, threads, nlg in mc_configs[k:] + mc_configs[:k]:
-                what = f"round {rnd} W1mc {name} {threads} loop(s) {nlg} loadgen(s)"
-                res, attempts = measure(lambda: run_mc(args, name, all_servers[name], threads, nlg, rnd, workdir), what)
-                res.update(round=rnd, workload="W1mc", server=name, threads=threads, loadgens=nlg, attempts=attempts)
-                mc_rows.append(res)
-                if "error" in res:
-                    log(f"{what}: FAILED: {res['error']}")
-                else:
-                    log(f"{what}: {res['msgs_per_sec']:,.0f} msgs/s, p99 {res['p99_us']:.0f} us, server "
-                        f"{res['cpu_us_per_msg']:.3f} us/msg ({100 * res['server_use']:.0f}%), loadgen "
-                        f"{100 * res['client_use']:.0f}%, other {100 * res['other_load']:.0f}%")
-                time.sleep(args.settle)
+                record(lambda: run_mc(args, name, all_servers[name], threads, nlg, rnd, workdir),
+                       f"round {rnd} W1mc {name} {threads} loop(s) {nlg} loadgen(s)", mc_rows,
+                       lambda r: (f"{r['msgs_per_sec']:,.0f} msgs/s, p99 {r['p99_us']:.0f} us, "
+                                  f"{r['cpu_us_per_msg']:.3f} us/msg, " + shares(r)),
+                       round=rnd, workload="W1mc", server=name, threads=threads, loadgens=nlg)
         if xc_jobs:
             # alternate which client goes first
             for wl, client in (xc_jobs if rnd % 2 else [j for p in zip(xc_jobs[1::2], xc_jobs[::2]) for j in p]):
-                what = f"round {rnd} XC {wl} {client}"
-                res, attempts = measure(lambda: run_xc(args, client, wl, rnd, workdir, all_servers["tether"]["cmd"]), what)
-                res.update(round=rnd, workload=wl, client=client, attempts=attempts)
-                xc_rows.append(res)
-                if "error" in res:
-                    log(f"{what}: FAILED: {res['error']}")
-                else:
-                    log(f"{what}: {res['msgs_per_sec']:,.0f} msgs/s, p50 {res['p50_us']:.0f} p99 {res['p99_us']:.0f} us, "
-                        f"server {100 * res['server_use']:.0f}%, client {100 * res['client_use']:.0f}%, "
-                        f"other {100 * res['other_load']:.0f}%")
-                time.sleep(args.settle)
+                record(lambda: run_xc(args, client, wl, rnd, workdir, all_servers["tether"]["cmd"]),
+                       f"round {rnd} XC {wl} {client}", xc_rows,
+                       lambda r: (f"{r['msgs_per_sec']:,.0f} msgs/s, p50 {r['p50_us']:.0f} "
+                                  f"p99 {r['p99_us']:.0f} us, " + shares(r, "client")),
+                       round=rnd, workload=wl, client=client)
     log(f"done in {(time.time() - started) / 60:.1f} min")
 
     labels = {n: all_servers[n]["label"] for n in all_servers}

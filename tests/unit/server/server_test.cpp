@@ -407,20 +407,39 @@ namespace {
 
 // Pub/sub: subscribers on both loops get each publish once; others do not; a subscriber that
 // stops reading is skipped (counted) without slowing the rest.
+// A server whose clients subscribe with "sub TOPIC" (answered "subscribed"), run on its own
+// thread until the end of the test.
+struct SubscribeServer {
+  explicit SubscribeServer(tether::ServerOptions o) : server(with_defaults(std::move(o))) {
+    server.on_message([this](tether::Connection& c, std::string_view d, MessageType) {
+      if (d.starts_with("sub ")) {
+        server.subscribe(c, d.substr(4));
+        c.send("subscribed");
+      }
+    });
+    listening = !server.listen();
+    if (listening) thread = std::thread([this] { server.run(); });
+  }
+  ~SubscribeServer() {
+    server.stop();
+    if (thread.joinable()) thread.join();
+  }
+  static tether::ServerOptions with_defaults(tether::ServerOptions o) {
+    o.port = 0;
+    o.shutdown_timeout = 300ms;
+    return o;
+  }
+  tether::Server server;
+  bool listening = false;
+  std::thread thread;
+};
+
 TEST(PubSub, PublishReachesSubscribersOnAllLoopsOnly) {
   tether::ServerOptions o;
-  o.port = 0;
   o.threads = 2;
-  o.shutdown_timeout = 300ms;
-  tether::Server server(o);
-  server.on_message([&](tether::Connection& c, std::string_view d, MessageType) {
-    if (d.starts_with("sub ")) {
-      server.subscribe(c, d.substr(4));
-      c.send("subscribed");
-    }
-  });
-  ASSERT_FALSE(server.listen());
-  std::thread t([&] { server.run(); });
+  SubscribeServer ss(o);
+  ASSERT_TRUE(ss.listening);
+  tether::Server& server = ss.server;
 
   std::vector<std::unique_ptr<RawPeer>> subs, others;
   auto expect_text = [](RawPeer& p, std::string_view want) {
@@ -456,8 +475,6 @@ TEST(PubSub, PublishReachesSubscribersOnAllLoopsOnly) {
     EXPECT_EQ(op, 0xA);
     EXPECT_EQ(payload, "still there?");
   }
-  server.stop();
-  t.join();
 }
 
 // RFC 7692 7.2.1 payload -> message: raw inflate of the payload plus the 00 00 ff ff tail.
@@ -480,18 +497,10 @@ std::string inflate_message(const std::string& payload) {
 // kind; subscribers without deflate get the plain frame.
 TEST(PubSub, DeflateSubscribersGetTheMessageCompressedOncePerKind) {
   tether::ServerOptions o;
-  o.port = 0;
-  o.shutdown_timeout = 300ms;
   o.deflate.enabled = true;
-  tether::Server server(o);
-  server.on_message([&](tether::Connection& c, std::string_view d, MessageType) {
-    if (d.starts_with("sub ")) {
-      server.subscribe(c, d.substr(4));
-      c.send("subscribed");
-    }
-  });
-  ASSERT_FALSE(server.listen());
-  std::thread t([&] { server.run(); });
+  SubscribeServer ss(o);
+  ASSERT_TRUE(ss.listening);
+  tether::Server& server = ss.server;
 
   struct Sub {
     std::string offer;  // Sec-WebSocket-Extensions line, or none
@@ -533,8 +542,6 @@ TEST(PubSub, DeflateSubscribersGetTheMessageCompressedOncePerKind) {
     }
   }
   EXPECT_EQ(wire[0], wire[1]);  // the same compressor kind: the same bytes
-  server.stop();
-  t.join();
 }
 
 TEST(PubSub, SlowSubscriberIsSkippedAndCounted) {
