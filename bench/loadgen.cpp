@@ -49,6 +49,7 @@
 #include <vector>
 
 #include "bench_util.hpp"
+#include "metrics/latency_histogram.hpp"
 
 namespace {
 
@@ -57,7 +58,8 @@ using Clock = std::chrono::steady_clock;
 [[noreturn]] void usage(const std::string& why) {
   std::fprintf(stderr,
                "loadgen: %s\nusage: loadgen --port P [--host H] [--raw] [--connections N] "
-               "[--size BYTES] [--pipeline K] [--duration S] [--warmup S] [--server-pid PID] [--server-cpu N]\n",
+               "[--size BYTES] [--pipeline K] [--duration S] [--warmup S] [--server-pid PID] "
+               "[--server-cpu N]\n",
                why.c_str());
   std::exit(2);
 }
@@ -67,42 +69,7 @@ using Clock = std::chrono::steady_clock;
   std::exit(1);
 }
 
-// Log-linear latency histogram (as in `tether bench`): 64 powers of two x 32 linear
-// sub-buckets, ~3% resolution, values in ns.
-class Histogram {
- public:
-  void add(uint64_t ns) {
-    ++counts_[index(ns)];
-    ++total_;
-  }
-  double percentile_us(double p) const {
-    if (total_ == 0) return 0;
-    const auto rank = static_cast<uint64_t>(std::ceil(p / 100.0 * static_cast<double>(total_)));
-    uint64_t seen = 0;
-    for (std::size_t i = 0; i < counts_.size(); ++i) {
-      seen += counts_[i];
-      if (seen >= rank) return static_cast<double>(upper(i)) / 1000.0;
-    }
-    return 0;
-  }
-
- private:
-  static constexpr int kSub = 32;
-  static std::size_t index(uint64_t v) {
-    if (v < kSub) return v;
-    const int msb = 63 - __builtin_clzll(v);
-    const int shift = msb - 5;
-    return static_cast<std::size_t>((shift + 1) * kSub + ((v >> shift) & (kSub - 1)));
-  }
-  static uint64_t upper(std::size_t i) {
-    if (i < kSub) return i;
-    const int shift = static_cast<int>(i / kSub) - 1;
-    const uint64_t sub = i % kSub;
-    return ((kSub + sub + 1) << shift) - 1;
-  }
-  std::vector<uint64_t> counts_ = std::vector<uint64_t>(64 * kSub, 0);
-  uint64_t total_ = 0;
-};
+using Histogram = tether::metrics::LatencyHistogram;
 
 struct Conn {
   int fd = -1;
@@ -145,8 +112,8 @@ double cpu_seconds_of(long pid) {
   return static_cast<double>(utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
 }
 
-// From /proc/stat: all CPUs' user+nice+system time (no irq, softirq or steal), and the softirq time of CPU
-// `cpu` (-1: none), in seconds. Loopback receive processing runs as softirq on the CPU that
+// From /proc/stat: all CPUs' user+nice+system time (no irq, softirq or steal), and the softirq time
+// of CPU `cpu` (-1: none), in seconds. Loopback receive processing runs as softirq on the CPU that
 // sent the data and is charged to no process, so /proc/PID/stat leaves it out.
 void proc_stat(int cpu, double& busy_all, double& softirq_cpu) {
   std::ifstream f("/proc/stat");
@@ -200,7 +167,8 @@ int connect_one(const Args& a) {
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
   addr.sin_port = htons(static_cast<uint16_t>(a.port));
-  if (inet_pton(AF_INET, a.host.c_str(), &addr.sin_addr) != 1) usage("--host must be an IPv4 address");
+  if (inet_pton(AF_INET, a.host.c_str(), &addr.sin_addr) != 1)
+    usage("--host must be an IPv4 address");
   if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0)
     fail("connect " + a.host + ":" + std::to_string(a.port) + ": " + std::strerror(errno));
   int one = 1;
@@ -217,9 +185,10 @@ std::string handshake(int fd, const Args& a, std::mt19937& rng) {
   for (int i = 0; i < 22; ++i) key.push_back(b64[rng() % 64]);
   key[21] = 'A';  // 16 random bytes encode to 22 characters, the last one of A/Q/g/w
   key += "==";
-  const std::string req = "GET / HTTP/1.1\r\nHost: " + a.host + ":" + std::to_string(a.port) +
-                          "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: " +
-                          key + "\r\nSec-WebSocket-Version: 13\r\n\r\n";
+  const std::string req =
+      "GET / HTTP/1.1\r\nHost: " + a.host + ":" + std::to_string(a.port) +
+      "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: " + key +
+      "\r\nSec-WebSocket-Version: 13\r\n\r\n";
   if (send(fd, req.data(), req.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(req.size()))
     fail(std::string("handshake send: ") + std::strerror(errno));
   std::string resp;
@@ -227,7 +196,8 @@ std::string handshake(int fd, const Args& a, std::mt19937& rng) {
   std::size_t end = std::string::npos;
   while ((end = resp.find("\r\n\r\n")) == std::string::npos) {
     const ssize_t n = recv(fd, buf, sizeof buf, 0);
-    if (n <= 0) fail(std::string("handshake: no response: ") + (n == 0 ? "EOF" : std::strerror(errno)));
+    if (n <= 0)
+      fail(std::string("handshake: no response: ") + (n == 0 ? "EOF" : std::strerror(errno)));
     resp.append(buf, static_cast<std::size_t>(n));
     if (resp.size() > 65536) fail("handshake: response too long");
   }
@@ -255,17 +225,28 @@ int main(int argc, char** argv) {
       if (i + 1 >= argc) usage(f + " needs a value");
       return argv[++i];
     };
-    if (f == "--host") a.host = val();
-    else if (f == "--port") a.port = static_cast<int>(bench::parse_count(f, val(), 1, 65535, usage));
-    else if (f == "--raw") a.raw = true;
-    else if (f == "--connections") a.connections = bench::parse_count(f, val(), 1, 20000, usage);
-    else if (f == "--size") a.size = bench::parse_count(f, val(), 1, 64L << 20, usage);
-    else if (f == "--pipeline") a.pipeline = bench::parse_count(f, val(), 1, 4096, usage);
-    else if (f == "--duration") a.duration = std::atof(val().c_str());
-    else if (f == "--warmup") a.warmup = std::atof(val().c_str());
-    else if (f == "--server-cpu") a.server_cpu = static_cast<int>(bench::parse_count(f, val(), 0, 4095, usage));
-    else if (f == "--server-pid") a.server_pid = bench::parse_count(f, val(), 1, 1L << 30, usage);
-    else usage("unknown argument '" + f + "'");
+    if (f == "--host")
+      a.host = val();
+    else if (f == "--port")
+      a.port = static_cast<int>(bench::parse_count(f, val(), 1, 65535, usage));
+    else if (f == "--raw")
+      a.raw = true;
+    else if (f == "--connections")
+      a.connections = bench::parse_count(f, val(), 1, 20000, usage);
+    else if (f == "--size")
+      a.size = bench::parse_count(f, val(), 1, 64L << 20, usage);
+    else if (f == "--pipeline")
+      a.pipeline = bench::parse_count(f, val(), 1, 4096, usage);
+    else if (f == "--duration")
+      a.duration = std::atof(val().c_str());
+    else if (f == "--warmup")
+      a.warmup = std::atof(val().c_str());
+    else if (f == "--server-cpu")
+      a.server_cpu = static_cast<int>(bench::parse_count(f, val(), 0, 4095, usage));
+    else if (f == "--server-pid")
+      a.server_pid = bench::parse_count(f, val(), 1, 1L << 30, usage);
+    else
+      usage("unknown argument '" + f + "'");
   }
   if (a.port == 0) usage("--port is required");
   if (!(a.duration > 0) || a.warmup < 0) usage("--duration must be > 0 and --warmup >= 0");
@@ -358,7 +339,8 @@ int main(int argc, char** argv) {
     c.head = (c.head + 1) % c.sent.size();
     --c.count;
     if (measuring) {
-      hist.add(static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(now - t0).count()));
+      hist.add(static_cast<uint64_t>(
+          std::chrono::duration_cast<std::chrono::nanoseconds>(now - t0).count()));
       ++done;
     }
     queue_message(c, now);
@@ -387,7 +369,9 @@ int main(int argc, char** argv) {
       if (len == 127) hdr = 10;
       if (b1 & 0x80) hdr += 4;
       if (avail < hdr) break;
-      if (len == 126) len = (static_cast<uint64_t>(static_cast<uint8_t>(p[pos + 2])) << 8) | static_cast<uint8_t>(p[pos + 3]);
+      if (len == 126)
+        len = (static_cast<uint64_t>(static_cast<uint8_t>(p[pos + 2])) << 8) |
+              static_cast<uint8_t>(p[pos + 3]);
       if (len == 127) {
         len = 0;
         for (int i = 0; i < 8; ++i) len = (len << 8) | static_cast<uint8_t>(p[pos + 2 + i]);
@@ -421,8 +405,10 @@ int main(int argc, char** argv) {
   }
 
   const auto t_start = Clock::now();
-  const auto t_measure = t_start + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(a.warmup));
-  const auto t_end = t_measure + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(a.duration));
+  const auto t_measure = t_start + std::chrono::duration_cast<Clock::duration>(
+                                       std::chrono::duration<double>(a.warmup));
+  const auto t_end = t_measure + std::chrono::duration_cast<Clock::duration>(
+                                     std::chrono::duration<double>(a.duration));
   double srv0 = 0, srv1 = 0, busy0 = 0, busy1 = 0, self0 = 0, self1 = 0, sirq0 = 0, sirq1 = 0;
   Clock::time_point m0{}, m1{};
   std::vector<epoll_event> events(512);
@@ -486,8 +472,7 @@ int main(int argc, char** argv) {
       a.raw ? "raw" : "ws", a.connections, a.size, a.pipeline,
       static_cast<unsigned long long>(done), secs, rate, rate * static_cast<double>(size) / 1e6,
       hist.percentile_us(50), hist.percentile_us(99), hist.percentile_us(99.9), self1 - self0,
-      a.server_pid ? srv1 - srv0 : -1.0, busy1 - busy0,
-      a.server_cpu >= 0 ? sirq1 - sirq0 : -1.0);
+      a.server_pid ? srv1 - srv0 : -1.0, busy1 - busy0, a.server_cpu >= 0 ? sirq1 - sirq0 : -1.0);
   std::fflush(stdout);
   for (auto& c : conns) close(c.fd);
   return 0;

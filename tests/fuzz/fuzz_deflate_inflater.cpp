@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "extensions/permessage_deflate.hpp"
+#include "fuzz_check.hpp"
 
 namespace {
 
@@ -35,14 +36,6 @@ constexpr uint8_t kOptPeerResets = 0x01;  // server_no_context_takeover: shared 
 constexpr uint8_t kOptOwnResets = 0x02;   // our compressor resets (the round trip's mode)
 constexpr uint8_t kOptSplitShift = 2;     // bits 2-4: split pattern
 constexpr uint8_t kOptWindowShift = 5;    // bits 5-7: compression window 9 + n % 7
-
-#define FUZZ_CHECK(cond)                                                                 \
-  do {                                                                                   \
-    if (!(cond)) {                                                                       \
-      std::fprintf(stderr, "invariant failed: %s (%s:%d)\n", #cond, __FILE__, __LINE__); \
-      __builtin_trap();                                                                  \
-    }                                                                                    \
-  } while (0)
 
 // Chunk sizes from a pattern and a seed; deterministic per input.
 class Splitter {
@@ -66,9 +59,7 @@ class Splitter {
         n = 4093;  // around the 16 KiB inflate chunk after a few calls
         break;
       default: {
-        state_ ^= static_cast<uint16_t>(state_ << 7);
-        state_ ^= static_cast<uint16_t>(state_ >> 9);
-        state_ ^= static_cast<uint16_t>(state_ << 8);
+        xorshift16(state_);
         const std::size_t bound = mode_ == 4 ? 4 : mode_ == 5 ? 32 : 1 + seed_ * 4u;
         n = 1 + state_ % bound;
         break;

@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "codec/frame.hpp"
+#include "fuzz_check.hpp"
 #include "protocol/connection.hpp"
 #include "protocol/handshake.hpp"
 #include "protocol/random.hpp"
@@ -39,14 +40,6 @@ constexpr uint8_t kOptEcho = 0x10;         // handler sends every message back (
 constexpr uint8_t kOptCloseEarly = 0x20;   // handler calls close() on the second event
 constexpr uint8_t kOptPartialOut = 0x40;   // drain only half of out() after each chunk
 constexpr uint8_t kOptEof = 0x80;          // report EOF after the last chunk
-
-#define FUZZ_CHECK(cond)                                                                 \
-  do {                                                                                   \
-    if (!(cond)) {                                                                       \
-      std::fprintf(stderr, "invariant failed: %s (%s:%d)\n", #cond, __FILE__, __LINE__); \
-      __builtin_trap();                                                                  \
-    }                                                                                    \
-  } while (0)
 
 // Chunk sizes derived from one seed byte and the options; deterministic per input.
 class Splitter {
@@ -74,9 +67,7 @@ class Splitter {
         break;
       default: {
         // xorshift16: sizes vary chunk to chunk, bounded by the seed.
-        state_ ^= static_cast<uint16_t>(state_ << 7);
-        state_ ^= static_cast<uint16_t>(state_ >> 9);
-        state_ ^= static_cast<uint16_t>(state_ << 8);
+        xorshift16(state_);
         std::size_t bound = mode_ == 5 ? 4 : mode_ == 6 ? 16 : 1 + seed_;
         n = 1 + state_ % bound;
         break;

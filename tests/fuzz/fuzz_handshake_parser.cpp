@@ -23,6 +23,7 @@
 #include <string_view>
 #include <vector>
 
+#include "fuzz_check.hpp"
 #include "protocol/connection.hpp"
 #include "protocol/handshake.hpp"
 #include "protocol/http.hpp"
@@ -36,14 +37,6 @@ constexpr uint8_t kOptSplitMask = 0x07;
 constexpr uint8_t kOptSmallLimits = 0x08;  // tiny HttpLimits: reach the 431 paths quickly
 constexpr uint8_t kOptOrigin = 0x10;       // install an origin check hook (403 path)
 constexpr uint8_t kOptNoSubprotocols = 0x20;
-
-#define FUZZ_CHECK(cond)                                                                 \
-  do {                                                                                   \
-    if (!(cond)) {                                                                       \
-      std::fprintf(stderr, "invariant failed: %s (%s:%d)\n", #cond, __FILE__, __LINE__); \
-      __builtin_trap();                                                                  \
-    }                                                                                    \
-  } while (0)
 
 // Chunk sizes from the options and one seed byte (same scheme as fuzz_frame_parser).
 class Splitter {
@@ -69,9 +62,7 @@ class Splitter {
         n = 1 + seed_;
         break;
       default: {
-        state_ ^= static_cast<uint16_t>(state_ << 7);
-        state_ ^= static_cast<uint16_t>(state_ >> 9);
-        state_ ^= static_cast<uint16_t>(state_ << 8);
+        xorshift16(state_);
         std::size_t bound = mode_ == 5 ? 4 : mode_ == 6 ? 32 : 1 + seed_;
         n = 1 + state_ % bound;
         break;

@@ -26,6 +26,7 @@
 #include <string>
 #include <string_view>
 
+#include "fuzz_check.hpp"
 #include "resume/config.hpp"
 #include "resume/endpoint.hpp"
 #include "resume/error.hpp"
@@ -38,14 +39,6 @@ using tether::MessageType;
 
 constexpr uint8_t kOptEndpoint = 0x80;
 constexpr uint8_t kOptBinary = 0x01;
-
-#define FUZZ_CHECK(cond)                                                                 \
-  do {                                                                                   \
-    if (!(cond)) {                                                                       \
-      std::fprintf(stderr, "invariant failed: %s (%s:%d)\n", #cond, __FILE__, __LINE__); \
-      __builtin_trap();                                                                  \
-    }                                                                                    \
-  } while (0)
 
 std::string_view view(std::span<const uint8_t> b) {
   return {reinterpret_cast<const char*>(b.data()), b.size()};

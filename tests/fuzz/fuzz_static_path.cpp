@@ -33,6 +33,7 @@
 #include <string_view>
 #include <system_error>
 
+#include "fuzz_check.hpp"
 #include "protocol/http.hpp"
 #include "server/static_files.hpp"
 
@@ -43,14 +44,6 @@ using tether::detail::http_date;
 using tether::detail::parse_http_date;
 using tether::detail::resolve_static_path;
 using tether::detail::serve_static;
-
-#define FUZZ_CHECK(cond)                                                                 \
-  do {                                                                                   \
-    if (!(cond)) {                                                                       \
-      std::fprintf(stderr, "invariant failed: %s (%s:%d)\n", #cond, __FILE__, __LINE__); \
-      __builtin_trap();                                                                  \
-    }                                                                                    \
-  } while (0)
 
 constexpr uint8_t kOptMethodMask = 0x03;
 constexpr uint8_t kOptHeader = 0x04;

@@ -14,7 +14,9 @@ children it started and exits if the script itself gets stuck.
     node.stop()                                      # SIGTERM: 1012 to its clients
     healthz(node.port) -> (status, headers, body); metric(node.port, "tether_redis_up")
 """
+import argparse
 import asyncio
+import importlib.util
 import json
 import os
 import queue
@@ -51,41 +53,13 @@ def note(what):
 # ----------------------------------------------------------------------------------------------
 # Children, the watchdog, temporary directories
 
-_children = []
-_children_lock = threading.Lock()
-
-
-def register(proc):
-    with _children_lock:
-        _children.append(proc)
-    return proc
-
-
-def kill_all():
-    with _children_lock:
-        procs = list(_children)
-    for p in procs:
-        if p.poll() is None:
-            try:
-                p.kill()
-            except OSError:
-                pass
-    for p in procs:
-        try:
-            p.wait(timeout=5)
-        except Exception:  # noqa: BLE001 - best effort at exit
-            pass
-
-
-def start_watchdog(seconds):
-    def bite():
-        time.sleep(seconds)
-        print(f"FAIL: watchdog: script still running after {seconds} s; killing children",
-              flush=True)
-        kill_all()
-        os._exit(3)
-
-    threading.Thread(target=bite, name="watchdog", daemon=True).start()
+# The child registry and the watchdog are the fault suite's (tests/fault/common.py), loaded by
+# path: "common" is also the interop suite's module name.
+_fault_spec = importlib.util.spec_from_file_location(
+    "fault_common", os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fault", "common.py"))
+_fault = importlib.util.module_from_spec(_fault_spec)
+_fault_spec.loader.exec_module(_fault)
+register, kill_all, start_watchdog = _fault.register, _fault.kill_all, _fault.start_watchdog
 
 
 def make_tmpdir(prefix):
@@ -138,6 +112,24 @@ def run_main(name, body, watchdog_s=110):
         kill_all()
     print(f"{name}: {time.monotonic() - t0:.1f} s", flush=True)
     sys.exit(finish(name))
+
+
+def main_with_tether(name, doc, body, watchdog_s=100):
+    """The command line of a test that needs only the tether binary: --tether PATH, then
+    run_main(name, body(tether))."""
+    ap = argparse.ArgumentParser(description=doc.split("\n")[0])
+    ap.add_argument("--tether", required=True)
+    a = ap.parse_args()
+    run_main(name, lambda: body(a.tether), watchdog_s=watchdog_s)
+
+
+def stop_cluster(nodes, redis, tmp):
+    """Kills the nodes and Redis and removes the test's directory (run_main kills whatever a
+    failed test left running)."""
+    for n in nodes:
+        n.kill()
+    redis.kill()
+    remove_tmpdir(tmp)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -9,7 +9,6 @@ each publisher's in its order. The /u subscribers receive none of them.
 
     test_fanout.py --tether build/tether
 """
-import argparse
 import asyncio
 import sys
 import time
@@ -71,17 +70,11 @@ async def body(tether):
     h.check(all(n.alive() for n in nodes), "all nodes still running")
     for p in peers.values():
         await p.close()
-    for n in nodes:
-        n.kill()
-    redis.kill()
-    h.remove_tmpdir(tmp)
+    h.stop_cluster(nodes, redis, tmp)
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--tether", required=True)
-    a = ap.parse_args()
-    h.run_main("multinode.fanout", lambda: body(a.tether), watchdog_s=100)
+    h.main_with_tether("multinode.fanout", __doc__, body)
 
 
 if __name__ == "__main__":

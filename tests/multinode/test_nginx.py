@@ -21,7 +21,6 @@ proxy_read_timeout (so the timeout is really in force).
 
     test_nginx.py --tether build/tether
 """
-import argparse
 import asyncio
 import base64
 import hashlib
@@ -172,17 +171,11 @@ async def body(tether):
     errors = [l for l in open(os.path.join(nginx.dir, "error.log"), errors="replace")
               if "[emerg]" in l or "[alert]" in l or "[crit]" in l]
     h.check(not errors, f"nginx error.log has no emerg/alert/crit lines ({errors[:2]})")
-    for n in nodes:
-        n.kill()
-    redis.kill()
-    h.remove_tmpdir(tmp)
+    h.stop_cluster(nodes, redis, tmp)
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--tether", required=True)
-    a = ap.parse_args()
-    h.run_main("multinode.nginx", lambda: body(a.tether), watchdog_s=100)
+    h.main_with_tether("multinode.nginx", __doc__, body)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,6 @@
 
     test_redis_outage.py --tether build/tether
 """
-import argparse
 import asyncio
 import re
 import sys
@@ -172,17 +171,11 @@ async def body(tether):
             l for l in n.stderr_text().splitlines() if "redis" in l)[:600])
     for p in subs:
         await p.close()
-    for n in nodes:
-        n.kill()
-    redis.kill()
-    h.remove_tmpdir(tmp)
+    h.stop_cluster(nodes, redis, tmp)
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--tether", required=True)
-    a = ap.parse_args()
-    h.run_main("multinode.redis_outage", lambda: body(a.tether), watchdog_s=100)
+    h.main_with_tether("multinode.redis_outage", __doc__, body)
 
 
 if __name__ == "__main__":

@@ -167,10 +167,7 @@ async def one_run(tether, variant, run):
                 tail = " | ".join(n.stderr_text().splitlines()[-6:])
                 print(f"  node {n.name} stderr (last lines): {tail[:800]}", flush=True)
     finally:
-        for proc in list(h._children):
-            if proc.poll() is None:
-                proc.kill()
-        redis.kill()
+        h.kill_all()  # this run's nodes, clients and Redis (earlier runs' are gone already)
         h.remove_tmpdir(tmp)
     return ok
 

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "commands.hpp"
+#include "metrics/latency_histogram.hpp"
 #include "tether/client.hpp"
 
 namespace tether::cli {
@@ -16,41 +17,7 @@ namespace tether::cli {
 namespace {
 using SteadyClock = std::chrono::steady_clock;
 
-// Log-linear latency histogram: 64 powers of two x 32 linear sub-buckets (~3% resolution).
-class Histogram {
- public:
-  void add(uint64_t ns) {
-    ++counts_[index(ns)];
-    ++total_;
-  }
-  double percentile_us(double p) const {
-    if (total_ == 0) return 0;
-    uint64_t rank = static_cast<uint64_t>(std::ceil(p / 100.0 * static_cast<double>(total_)));
-    uint64_t seen = 0;
-    for (std::size_t i = 0; i < counts_.size(); ++i) {
-      seen += counts_[i];
-      if (seen >= rank) return static_cast<double>(upper(i)) / 1000.0;
-    }
-    return 0;
-  }
-
- private:
-  static constexpr int kSub = 32;
-  static std::size_t index(uint64_t v) {
-    if (v < kSub) return v;
-    int msb = 63 - __builtin_clzll(v);
-    int shift = msb - 5;  // keep 5 bits below the leading one
-    return static_cast<std::size_t>((shift + 1) * kSub + ((v >> shift) & (kSub - 1)));
-  }
-  static uint64_t upper(std::size_t i) {
-    if (i < kSub) return i;
-    int shift = static_cast<int>(i / kSub) - 1;
-    uint64_t sub = i % kSub;
-    return ((kSub + sub + 1) << shift) - 1;
-  }
-  std::vector<uint64_t> counts_ = std::vector<uint64_t>(64 * kSub, 0);
-  uint64_t total_ = 0;
-};
+using Histogram = tether::metrics::LatencyHistogram;
 
 struct BenchConn {
   std::unique_ptr<Client> client;
