@@ -31,27 +31,33 @@ namespace tether {
 // live for the whole program.
 std::optional<std::string_view> web_asset(std::string_view path);
 
+// The server's view of one connection. Not virtual (no vtable pointer in each of a server's
+// many connections): every Connection is the server's own.
 class Connection {
  public:
-  virtual uint64_t id() const = 0;
-  virtual const std::string& peer() const = 0;  // "127.0.0.1:50312"
-  virtual std::string_view path() const = 0;    // request target of the upgrade
-  virtual std::string_view subprotocol() const = 0;
+  uint64_t id() const;
+  std::string peer() const;       // "127.0.0.1:50312", "[::1]:50312"
+  std::string_view path() const;  // request target of the upgrade
+  std::string_view subprotocol() const;
   // Frames `data` as one message. Never blocks; see SendStatus.
-  virtual SendStatus send(std::string_view data, MessageType type = MessageType::text) = 0;
+  SendStatus send(std::string_view data, MessageType type = MessageType::text);
   // Starts the closing handshake (§7.1.2). code must be valid on the wire (§7.4); reason <= 123
   // bytes.
-  virtual void close(uint16_t code = close_code::normal, std::string_view reason = {}) = 0;
-  virtual std::size_t buffered_amount() const = 0;  // bytes queued, not yet written to the socket
-  // The latest heartbeat round trip (ping sent -> its pong received), once one has completed.
-  virtual std::optional<std::chrono::nanoseconds> rtt() const = 0;
+  void close(uint16_t code = close_code::normal, std::string_view reason = {});
+  std::size_t buffered_amount() const;  // bytes queued, not yet written to the socket
+  // The latest heartbeat round trip (ping sent -> its pong received), once one has completed
+  // (kept in microseconds).
+  std::optional<std::chrono::nanoseconds> rtt() const;
   // Bytes and messages in and out, handshake duration and age (inside on_close: the
   // connection's whole life), e.g. for a log line per close.
-  virtual ConnectionStats stats() const = 0;
+  ConnectionStats stats() const;
   void* user_data = nullptr;
 
  protected:
+  Connection() = default;
   ~Connection() = default;
+  Connection(const Connection&) = delete;
+  Connection& operator=(const Connection&) = delete;
 };
 
 class Server {

@@ -121,12 +121,12 @@ struct Client::Impl {
 };
 
 struct Client::Impl::Stream final : detail::WsStream {
-  Stream(Impl& c, const detail::StreamConfig& cfg) : WsStream(c.loop, cfg, c.rng), client(c) {}
+  Stream(Impl& c, const detail::StreamConfig& cfg) : WsStream(cfg), client(c) {}
   Impl& client;
 
   void stream_open() override {
     client.state = State::open;
-    client.backoff.opened(loop_.now());
+    client.backoff.opened(loop().now());
     client.resume_active = client.opts.resume && protocol().subprotocol() == resume::subprotocol;
     if (client.opts.resume && !client.resume_active) {
       client.counters.resume_failures.add();
@@ -138,7 +138,7 @@ struct Client::Impl::Stream final : detail::WsStream {
       // The hello; sends made meanwhile wait in the session's window, not the plain queue.
       Impl* c = &client;
       client.session.open(
-          loop_.now(), [c](MessageType t, std::span<const uint8_t> b) { c->resume_frame(t, b); });
+          loop().now(), [c](MessageType t, std::span<const uint8_t> b) { c->resume_frame(t, b); });
       arm_no_later_than(client.session.next_deadline());
       return;
     }
@@ -163,7 +163,7 @@ struct Client::Impl::Stream final : detail::WsStream {
     if (!client.resume_active) return deliver(type, data);
     Impl* c = &client;
     auto r = client.session.receive(
-        type, data, loop_.now(),
+        type, data, loop().now(),
         [c](MessageType t, std::span<const uint8_t> b) { c->resume_frame(t, b); });
     switch (r.kind) {
       case resume::Received::Kind::deliver:
@@ -196,7 +196,7 @@ struct Client::Impl::Stream final : detail::WsStream {
       else if (info.code == 1002)
         client.session.abandon();
       else
-        client.session.disconnected(loop_.now());
+        client.session.disconnected(loop().now());
       client.resume_active = false;
     }
     client.closed(info);
@@ -220,7 +220,7 @@ struct Client::Impl::Stream final : detail::WsStream {
     if (client.flush_scheduled) return;
     client.flush_scheduled = true;
     Impl* c = &client;
-    loop_.defer([c] {
+    loop().defer([c] {
       c->flush_scheduled = false;
       if (c->stream) c->stream->flush();
     });
@@ -270,6 +270,8 @@ void Client::Impl::start() {
                            false, Cause::connect_failed});
   stream.reset();  // the old stream refers to stream_config
   stream_config = std::move(config);
+  stream_config.loop = &loop;
+  stream_config.protocol.rng = &rng;
   stream = std::make_unique<Stream>(*this, stream_config);
   protocol::ClientHandshakeRequest req;
   req.host = url->host_header();

@@ -12,31 +12,31 @@ bool on(Duration d) { return d > Duration::zero(); }
 
 void State::opened(TimePoint now) {
   phase_ = Phase::open;
-  last_sent_ = last_received_ = last_message_ = last_ping_ = now;
+  last_sent_ = last_received_ = last_message_ = ping_or_since_ = now;
 }
 
 void State::closing(TimePoint now) {
   if (phase_ == Phase::done) return;
   phase_ = Phase::closing;
-  since_ = now;
+  ping_or_since_ = now;
 }
 
 TimePoint State::next_deadline(const Config& config) const {
   switch (phase_) {
     case Phase::handshake:
-      return on(config.handshake_timeout) ? since_ + config.handshake_timeout : never;
+      return on(config.handshake_timeout) ? ping_or_since_ + config.handshake_timeout : never;
     case Phase::open: {
       TimePoint t = never;
       if (on(config.ping_interval)) {
         t = std::min(t, last_sent_ + config.ping_interval);
-        t = std::min(t, std::max(last_received_, last_ping_) + config.ping_interval);
+        t = std::min(t, std::max(last_received_, ping_or_since_) + config.ping_interval);
         t = std::min(t, last_received_ + config.ping_interval + config.ping_timeout);
       }
       if (on(config.idle_timeout)) t = std::min(t, last_message_ + config.idle_timeout);
       return t;
     }
     case Phase::closing: {
-      TimePoint t = on(config.close_timeout) ? since_ + config.close_timeout : never;
+      TimePoint t = on(config.close_timeout) ? ping_or_since_ + config.close_timeout : never;
       // A peer that vanishes mid-close is still detected by the heartbeat bound.
       if (on(config.ping_interval))
         t = std::min(t, last_received_ + config.ping_interval + config.ping_timeout);
@@ -51,7 +51,7 @@ TimePoint State::next_deadline(const Config& config) const {
 Action State::check(const Config& config, TimePoint now) const {
   switch (phase_) {
     case Phase::handshake:
-      if (on(config.handshake_timeout) && now >= since_ + config.handshake_timeout)
+      if (on(config.handshake_timeout) && now >= ping_or_since_ + config.handshake_timeout)
         return Action::handshake_timeout;
       return Action::none;
     case Phase::open:
@@ -65,7 +65,7 @@ Action State::check(const Config& config, TimePoint now) const {
       if (on(config.ping_interval)) {
         if (now >= last_sent_ + config.ping_interval) return Action::send_ping;
         // A silent peer gets one ping per interval to answer (it may only be listening).
-        if (now >= std::max(last_received_, last_ping_) + config.ping_interval)
+        if (now >= std::max(last_received_, ping_or_since_) + config.ping_interval)
           return Action::send_ping;
       }
       return Action::none;
@@ -73,7 +73,7 @@ Action State::check(const Config& config, TimePoint now) const {
       if (on(config.ping_interval) &&
           now >= last_received_ + config.ping_interval + config.ping_timeout)
         return Action::heartbeat_timeout;
-      if (on(config.close_timeout) && now >= since_ + config.close_timeout)
+      if (on(config.close_timeout) && now >= ping_or_since_ + config.close_timeout)
         return Action::close_timeout;
       return Action::none;
     case Phase::done:

@@ -43,18 +43,21 @@ enum class Action : uint8_t {
   close_timeout,      // closing handshake not answered: drop TCP
 };
 
-// The per-connection part: timestamps and phase, 48 bytes. The Config is passed to the two
+// The per-connection part: timestamps and phase, 40 bytes. The Config is passed to the two
 // questions instead of being kept, since every connection of a loop shares one.
 class State {
  public:
   explicit State(TimePoint now)
-      : since_(now), last_sent_(now), last_received_(now), last_message_(now), last_ping_(now) {}
+      : last_sent_(now), last_received_(now), last_message_(now), ping_or_since_(now) {}
 
   void opened(TimePoint now);
   void closing(TimePoint now);  // we sent a close frame
   void done() { phase_ = Phase::done; }
   void sent(TimePoint now) { last_sent_ = now; }
-  void pinged(TimePoint now) { last_sent_ = last_ping_ = now; }
+  void pinged(TimePoint now) {
+    last_sent_ = now;
+    if (phase_ == Phase::open) ping_or_since_ = now;
+  }
   void received(TimePoint now) { last_received_ = now; }
   void message(TimePoint now) { last_message_ = now; }
 
@@ -67,13 +70,12 @@ class State {
   TimePoint last_received() const { return last_received_; }
 
  private:
-  // The handshake's start, then (closing phase) when our close went out: one field, since
-  // each phase needs only its own.
-  TimePoint since_;
   TimePoint last_sent_;
   TimePoint last_received_;
   TimePoint last_message_;
-  TimePoint last_ping_;
+  // Open: when our last heartbeat ping went out. Handshake: when it started; closing: when our
+  // close went out. One field, since each phase needs only its own.
+  TimePoint ping_or_since_;
   Phase phase_ = Phase::handshake;
 };
 

@@ -14,7 +14,12 @@ uint64_t rep_of(TimePoint t) { return static_cast<uint64_t>(t.time_since_epoch()
 }  // namespace
 
 Timer::~Timer() {
-  if (wheel_ != nullptr) wheel_->cancel(*this);
+  if (wheel_ != nullptr && armed()) wheel_->cancel(*this);
+}
+
+TimerBase::~TimerBase() {
+  prev->next = next;
+  next->prev = prev;
 }
 
 TimerWheel::TimerWheel(TimePoint start, Duration tick, std::size_t slots)
@@ -32,7 +37,6 @@ TimerWheel::~TimerWheel() {
     while (list->next != list) {
       Node* n = list->next;
       unlink(n);
-      timer_of(n)->wheel_ = nullptr;
     }
   };
   for (std::size_t i = 0; i < slot_count_; ++i) detach_all(&slots_[i]);
@@ -69,16 +73,12 @@ TimePoint TimerWheel::tick_time(uint64_t tick) const {
   return TimePoint(Duration(rep));
 }
 
-void TimerWheel::schedule(Timer& t, TimePoint deadline) {
+void TimerWheel::schedule(TimerBase& t, TimePoint deadline) {
   Node* n = &t;
-  if (t.wheel_ == this) {
-    unlink(n);
-  } else {
-    if (t.wheel_ != nullptr) t.wheel_->cancel(t);
-    t.wheel_ = this;
+  if (t.armed())
+    unlink(n);  // from wherever it is armed
+  else
     ++count_;
-  }
-  t.deadline_ = deadline;
   t.expiry_tick_ = tick_ceil(deadline);
   if (deadline <= last_now_) {
     // Also covers re-arming from a callback for a time already processed: parked until the
@@ -91,14 +91,24 @@ void TimerWheel::schedule(Timer& t, TimePoint deadline) {
   if (cache_valid_) cached_wakeup_ = std::min(cached_wakeup_, tick_time(t.expiry_tick_));
 }
 
-void TimerWheel::cancel(Timer& t) {
-  if (t.wheel_ != this) return;
+void TimerWheel::cancel(TimerBase& t) {
+  if (!t.armed()) return;
   unlink(&t);
-  t.wheel_ = nullptr;
   if (--count_ == 0) {
     cached_wakeup_ = TimePoint::max();
     cache_valid_ = true;
   }
+}
+
+std::size_t TimerWheel::size() const {
+  std::size_t n = 0;
+  auto count = [&n](const Node* list) {
+    for (const Node* p = list->next; p != list; p = p->next) ++n;
+  };
+  for (std::size_t i = 0; i < slot_count_; ++i) count(&slots_[i]);
+  count(&overdue_);
+  count(&due_);
+  return n;
 }
 
 void TimerWheel::collect_tick(uint64_t tick) {
@@ -203,11 +213,10 @@ std::size_t TimerWheel::advance(TimePoint now) {
   while (due_.next != &due_) {
     Node* n = due_.next;
     unlink(n);
-    Timer* t = timer_of(n);
-    t->wheel_ = nullptr;
     --count_;
     ++fired;
-    if (t->cb_ != nullptr) t->cb_(*t, t->ctx_);  // may destroy or re-arm *t: not touched after
+    TimerBase* t = timer_of(n);
+    t->fire_(*t);  // may destroy or re-arm *t: not touched after
   }
   if (count_ == 0) {
     cached_wakeup_ = TimePoint::max();
@@ -229,7 +238,7 @@ TimePoint TimerWheel::next_wakeup() const {
     const uint64_t k = next_tick_ + i;
     const Node* list = &slots_[k % slot_count_];
     for (const Node* p = list->next; p != list; p = p->next) {
-      const uint64_t e = static_cast<const Timer*>(p)->expiry_tick_;
+      const uint64_t e = static_cast<const TimerBase*>(p)->expiry_tick_;
       best = std::min(best, e);
       if (e == k) break;
     }

@@ -16,12 +16,32 @@ void Handler::on_http_request(const HttpHead&, std::string& response) {
   response = http_response(426, "Upgrade: websocket\r\n", "this endpoint speaks WebSocket\n");
 }
 
-Connection::Connection(const ConnectionConfig& config, Handler& handler, Random& rng)
-    : config_(config), handler_(handler), rng_(rng) {
-  out_.set_pools(config.pools);
+Connection::Connection(const ConnectionConfig& config, Handler& handler)
+    : config_(config), handler_(handler) {
   hs_ = std::make_unique<Handshake>(
       config_.role == Role::server ? HttpHeadParser::Kind::request : HttpHeadParser::Kind::response,
       config_.http);
+}
+
+Connection::~Connection() {
+  drop_names();
+  out_.consume(config_.pools, out_.size());  // hands a queue still held back to the pool
+}
+
+void Connection::drop_names() {
+  if (config_.names)
+    config_.names->release(names_);
+  else
+    NameTable::drop_own(names_);
+  names_ = nullptr;
+}
+
+void Connection::set_names(std::string_view path, std::string_view subprotocol) {
+  // The new entry first: `path` may point into the old one.
+  const Names* fresh =
+      config_.names ? config_.names->acquire(path, subprotocol) : NameTable::own(path, subprotocol);
+  drop_names();
+  names_ = fresh;
 }
 
 const DeflateOptions* Connection::deflate_options() const {
@@ -37,10 +57,10 @@ void Connection::start_client(ClientHandshakeRequest request) {
   }
   if (!hs_) return;  // the handshake is over: nothing to start
   hs_->request = std::make_unique<ClientHandshakeRequest>(std::move(request));
-  set_path(hs_->request->target);
+  set_names(hs_->request->target, {});
   std::string req = make_client_request(*hs_->request);
-  out_.append(req.data(), req.size());
-  out_.mark_boundary();
+  out_.append(config_.pools, req.data(), req.size());
+  out_.mark_boundary(config_.pools);
 }
 
 void Connection::receive(std::span<uint8_t> data) {
@@ -133,7 +153,7 @@ std::size_t Connection::receive_http(std::span<uint8_t> data) {
     if (config_.role == Role::server) {
       std::string resp =
           http_response(hs_->parser.error_status(), "", hs_->parser.error_text() + "\n");
-      out_.append(resp.data(), resp.size());
+      out_.append(config_.pools, resp.data(), resp.size());
       rejected_status_ = static_cast<uint16_t>(hs_->parser.error_status());
     }
     state_ = State::closed;
@@ -155,15 +175,15 @@ std::size_t Connection::receive_http(std::span<uint8_t> data) {
     if (res.kind == ServerHandshakeResult::Kind::not_websocket) {
       std::string resp;
       handler_.on_http_request(head, resp);
-      out_.append(resp.data(), resp.size());
+      out_.append(config_.pools, resp.data(), resp.size());
       state_ = State::closed;
       rstate_ = ReadState::done;
       close_transport_ = true;
       finished_ = true;  // never was a WebSocket: no close event
       return data.size();
     }
-    out_.append(res.response.data(), res.response.size());
-    out_.mark_boundary();
+    out_.append(config_.pools, res.response.data(), res.response.size());
+    out_.mark_boundary(config_.pools);
     if (res.kind == ServerHandshakeResult::Kind::reject) {
       rejected_status_ = static_cast<uint16_t>(res.status);
       state_ = State::closed;
@@ -173,8 +193,7 @@ std::size_t Connection::receive_http(std::span<uint8_t> data) {
               Cause::handshake_failed});
       return data.size();
     }
-    set_path(head.target);
-    set_subprotocol(res.subprotocol);
+    set_names(head.target, res.subprotocol);
     if (negotiator && negotiator->agreed()) {
       deflate_ = std::make_unique<extensions::PerMessageDeflate>(
           *negotiator->agreed(), extensions::Side::server, deflate->level);
@@ -211,7 +230,7 @@ std::size_t Connection::receive_http(std::span<uint8_t> data) {
       deflate_ = std::make_unique<extensions::PerMessageDeflate>(
           agreed.params, extensions::Side::client, deflate->level);
     }
-    set_subprotocol(res.subprotocol);
+    set_names(path(), res.subprotocol);
   }
   hs_.reset();  // the parser's buffers are not needed for the rest of the connection
   state_ = State::open;
@@ -508,7 +527,7 @@ void Connection::encode_server_frame(Opcode type, std::span<const uint8_t> paylo
 
 bool Connection::send_encoded(std::span<const uint8_t> frame) {
   if (state_ != State::open || out_in_message_ || config_.role != Role::server) return false;
-  out_.append(frame.data(), frame.size());
+  out_.append(config_.pools, frame.data(), frame.size());
   return true;
 }
 
@@ -575,7 +594,7 @@ void Connection::write_frame(Opcode op, bool fin, std::span<const uint8_t> paylo
   h.opcode = op;
   h.masked = config_.role == Role::client;  // §5.1: clients mask, servers never do
   h.payload_len = payload.size();
-  if (h.masked) h.mask_key = rng_.next_u32();
+  if (h.masked) h.mask_key = (config_.rng ? *config_.rng : thread_random()).next_u32();
   const std::size_t hs = codec::header_size(payload.size(), h.masked);
   // Under backpressure pings and pongs jump the queue (at a frame boundary, §5.4) so that
   // liveness holds however much data waits; otherwise frames keep their order. Never ahead of
@@ -583,13 +602,13 @@ void Connection::write_frame(Opcode op, bool fin, std::span<const uint8_t> paylo
   const bool priority = transport_blocked_ && (op == Opcode::ping || op == Opcode::pong) &&
                         !out_.empty() && !close_sent_;
   uint8_t control[codec::max_header_size + codec::max_control_payload];
-  uint8_t* p = priority ? control : out_.extend(hs + payload.size());
+  uint8_t* p = priority ? control : out_.extend(config_.pools, hs + payload.size());
   codec::encode_header(h, p);
   if (!payload.empty()) {
     std::memcpy(p + hs, payload.data(), payload.size());
     if (h.masked) codec::apply_mask(p + hs, payload.size(), h.mask_key, 0);
   }
-  if (priority) out_.insert_priority(control, hs + payload.size());
+  if (priority) out_.insert_priority(config_.pools, control, hs + payload.size());
 }
 
 void Connection::finish(const CloseInfo& info) {

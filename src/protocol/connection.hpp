@@ -21,6 +21,7 @@
 #include "loop/buffer_pool.hpp"
 #include "protocol/handshake.hpp"
 #include "protocol/http.hpp"
+#include "protocol/names.hpp"
 #include "protocol/out_buffer.hpp"
 #include "protocol/random.hpp"
 #include "tether/close_info.hpp"
@@ -43,6 +44,12 @@ struct ConnectionConfig {
   // The loop's buffer pools: send queues and reassembled messages take memory from there only
   // while bytes are in flight. nullptr: each connection keeps its own buffers.
   loop::BufferPools* pools = nullptr;
+  // Client role: where mask keys come from (§5.3); nullptr: a per-thread SystemRandom.
+  // Unused by servers.
+  Random* rng = nullptr;
+  // Where request targets and subprotocols are interned (the loop's); nullptr: each connection
+  // keeps its own.
+  NameTable* names = nullptr;
 };
 
 // Events. Callbacks may call send()/close() on the connection re-entrantly.
@@ -67,8 +74,11 @@ class Connection {
  public:
   // `config` is shared by every connection of a server loop (or a client), not copied: it
   // must outlive the connection.
-  Connection(const ConnectionConfig& config, Handler& handler, Random& rng);
-  Connection(ConnectionConfig&&, Handler&, Random&) = delete;
+  Connection(const ConnectionConfig& config, Handler& handler);
+  Connection(ConnectionConfig&&, Handler&) = delete;
+  ~Connection();
+  Connection(const Connection&) = delete;
+  Connection& operator=(const Connection&) = delete;
 
   // Client role: queue the opening handshake request (§4.1).
   void start_client(ClientHandshakeRequest request);
@@ -108,16 +118,18 @@ class Connection {
 
   // The transport could not write everything (EAGAIN): pings/pongs now go ahead of queued data.
   void set_transport_blocked(bool blocked) { transport_blocked_ = blocked; }
-  OutBuffer& out() { return out_; }
   const OutBuffer& out() const { return out_; }
+  // The transport wrote the first `n` bytes of out().
+  void consume_out(std::size_t n) { out_.consume(config_.pools, n); }
   State state() const { return state_; }
+  const ConnectionConfig& config() const { return config_; }
   Role role() const { return config_.role; }
   // True once nothing more will be read or sent: write out() and close the transport.
   bool should_close_transport() const { return close_transport_; }
   // The cause our own close() was given (what a close-handshake timeout reports).
   Cause close_cause() const { return close_cause_; }
-  std::string_view subprotocol() const { return std::string_view(names_).substr(path_len_); }
-  std::string_view path() const { return std::string_view(names_).substr(0, path_len_); }
+  std::string_view subprotocol() const { return NameTable::subprotocol(names_); }
+  std::string_view path() const { return NameTable::path(names_); }
   // permessage-deflate was negotiated in the opening handshake.
   bool deflate_active() const { return deflate_ != nullptr; }
   // Server role: the HTTP error status answered instead of 101 (400, 403, 426, 431, 503...) when
@@ -150,7 +162,6 @@ class Connection {
 
   const ConnectionConfig& config_;
   Handler& handler_;
-  Random& rng_;
   State state_ = State::connecting;
   ReadState rstate_ = ReadState::http;
   bool close_transport_ = false;
@@ -160,7 +171,6 @@ class Connection {
   bool transport_blocked_ = false;  // we sent a non-final fragment (§5.4)
   uint16_t rejected_status_ = 0;
   Cause close_cause_ = Cause::remote_close;  // what our close() was given
-  uint32_t path_len_ = 0;                    // names_' first part (the request target)
 
   // The frame or message being read: borrowed from the loop's pool while one is in progress
   // (receive() takes it, gives it back when a read ends between messages), own otherwise.
@@ -177,17 +187,10 @@ class Connection {
     std::unique_ptr<ClientHandshakeRequest> request;
   };
   std::unique_ptr<Handshake> hs_;
-  // The request target then the subprotocol, in one string (one allocation at most, none when
-  // short): what the handshake settled.
-  std::string names_;
-  void set_path(std::string_view path) {
-    names_ = std::string(path) + std::string(subprotocol());
-    path_len_ = static_cast<uint32_t>(path.size());
-  }
-  void set_subprotocol(std::string_view sub) {
-    names_.resize(path_len_);
-    names_.append(sub);
-  }
+  // The request target and the subprotocol the handshake settled (interned, see names.hpp).
+  const Names* names_ = nullptr;
+  void set_names(std::string_view path, std::string_view subprotocol);
+  void drop_names();
 
   OutBuffer out_;
 };

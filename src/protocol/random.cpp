@@ -8,6 +8,11 @@ namespace tether::protocol {
 
 SystemRandom::SystemRandom() { reseed(); }
 
+Random& thread_random() {
+  thread_local SystemRandom rng;
+  return rng;
+}
+
 void SystemRandom::reseed() {
   size_t got = 0;
   auto* p = reinterpret_cast<uint8_t*>(s_);

@@ -30,6 +30,9 @@ class SystemRandom final : public Random {
   uint32_t until_reseed_ = 0;
 };
 
+// The calling thread's SystemRandom (made on first use).
+Random& thread_random();
+
 // Deterministic sequence for tests: bytes seed, seed+1, ...
 class CountingRandom final : public Random {
  public:

@@ -143,8 +143,8 @@ void LoopContext::schedule_flush(ServerConn* c) {
 void LoopContext::retire(ServerConn* c) {
   c->retired = true;
   conns.erase(c);
-  if (c->topics) {
-    const auto subscribed = *c->topics;  // unsubscribe() edits c->topics
+  if (c->topics()) {
+    const auto subscribed = *c->topics();  // unsubscribe() edits c->topics()
     for (const auto& t : subscribed) unsubscribe(c, t);
   }
   if (c->admitted()) server.release(c->ip());
@@ -222,10 +222,10 @@ std::vector<ServerConn*> LoopContext::all_conns() const {
 }
 
 void LoopContext::subscribe(ServerConn* c, std::string_view topic) {
-  if (!c->topics) c->topics = std::make_unique<std::vector<std::string>>();
-  for (const auto& t : *c->topics)
+  auto& mine = c->make_topics();
+  for (const auto& t : mine)
     if (t == topic) return;
-  c->topics->emplace_back(topic);
+  mine.emplace_back(topic);
   topics[std::string(topic)].push_back(c);
   if (mirror && c->resume_session()) session_subscribed(c, topic);
 }
@@ -237,10 +237,10 @@ void LoopContext::unsubscribe(ServerConn* c, std::string_view topic) {
     subs.erase(std::remove(subs.begin(), subs.end(), c), subs.end());
     if (subs.empty()) topics.erase(it);
   }
-  if (!c->topics) return;
-  auto& mine = *c->topics;
-  mine.erase(std::remove(mine.begin(), mine.end(), topic), mine.end());
-  if (mine.empty()) c->topics.reset();
+  auto* mine = c->topics();
+  if (!mine) return;
+  mine->erase(std::remove(mine->begin(), mine->end(), topic), mine->end());
+  if (mine->empty()) c->drop_topics();
 }
 
 void LoopContext::fan_out(ServerConn* c, std::span<const uint8_t> frame, std::string_view data,

@@ -44,6 +44,7 @@ struct LoopContext final : loop::IoHandler {
   loop::EventLoop loop;
   int listen_fd = -1;
   protocol::SystemRandom rng;
+  protocol::NameTable names;    // request targets and subprotocols of this loop's connections
   ConnTable<ServerConn> conns;  // by connection id
   std::vector<ServerConn*> all_conns() const;
   // Pub/sub: topic -> subscribers on this loop.

@@ -1,5 +1,7 @@
 #include "server/server_conn.hpp"
 
+#include <arpa/inet.h>
+
 #include <ctime>
 
 #include "metrics/exposition.hpp"
@@ -38,6 +40,9 @@ StreamConfig make_stream_config(LoopContext& ctx, bool busy, bool metrics_only) 
   StreamConfig c = make_config(ctx.server, busy);
   c.counters = &ctx.counters;
   c.protocol.pools = &ctx.loop.buffer_pools();
+  c.protocol.rng = &ctx.rng;
+  c.protocol.names = &ctx.names;
+  c.loop = &ctx.loop;
   if (metrics_only) {
     // The metrics port speaks plain HTTP only; its own traffic is not what /metrics reports.
     static const protocol::ServerHandshakeConfig no_upgrades = [] {
@@ -55,16 +60,58 @@ StreamConfig make_stream_config(LoopContext& ctx, bool busy, bool metrics_only) 
 
 ServerConn::ServerConn(LoopContext& ctx, uint64_t id, std::string peer, bool busy,
                        bool metrics_only)
-    : WsStream(ctx.loop,
-               metrics_only ? ctx.stream_config_metrics
-                            : (busy ? ctx.stream_config_busy : ctx.stream_config),
-               ctx.rng),
+    : WsStream(metrics_only ? ctx.stream_config_metrics
+                            : (busy ? ctx.stream_config_busy : ctx.stream_config)),
       id_(id),
-      peer_(std::move(peer)),
+      peer_(peer),
       busy_(busy),
       metrics_only_(metrics_only) {}
 
-std::string ServerConn::ip() const { return peer_ip(peer_); }
+PeerAddress::PeerAddress(std::string_view peer) {
+  const auto colon = peer.rfind(':');
+  if (colon == std::string_view::npos) return;
+  const std::string host = peer_ip(peer);
+  unsigned port = 0;
+  for (char ch : peer.substr(colon + 1)) {
+    if (ch < '0' || ch > '9' || port > 65535) return;
+    port = port * 10 + static_cast<unsigned>(ch - '0');
+  }
+  if (port > 65535) return;
+  if (inet_pton(AF_INET, host.c_str(), addr_) == 1) {
+    family_ = 4;
+  } else if (inet_pton(AF_INET6, host.c_str(), addr_) == 1) {
+    family_ = 6;
+  } else {
+    return;
+  }
+  port_ = static_cast<uint16_t>(port);
+}
+
+std::string PeerAddress::ip() const {
+  char buf[INET6_ADDRSTRLEN] = {};
+  if (family_ == 0 ||
+      inet_ntop(family_ == 4 ? AF_INET : AF_INET6, addr_, buf, sizeof buf) == nullptr)
+    return {};
+  return buf;
+}
+
+std::string PeerAddress::str() const {
+  if (family_ == 0) return {};
+  const std::string port = std::to_string(port_);
+  return family_ == 6 ? "[" + ip() + "]:" + port : ip() + ":" + port;
+}
+
+std::vector<std::string>& ServerConn::make_topics() {
+  auto& t = ext().topics;
+  if (!t) t = std::make_unique<std::vector<std::string>>();
+  return *t;
+}
+
+void ServerConn::drop_topics() {
+  if (!ext_) return;
+  ext_->topics.reset();
+  trim_ext();
+}
 
 void ServerConn::stream_schedule_flush() { ctx().schedule_flush(this); }
 
@@ -79,8 +126,8 @@ void ServerConn::stream_open() {
 
 SendStatus ServerConn::send(std::string_view data, MessageType type) {
   if (!resume_) return send_message(data, type);
-  if (!session_ || !is_open()) return SendStatus::dropped;
-  ctx().session_send(*session_, type, data);
+  if (!session() || !is_open()) return SendStatus::dropped;
+  ctx().session_send(*session(), type, data);
   return buffered() > ctx().server.opts.send_buffer_limit ? SendStatus::backpressure
                                                           : SendStatus::success;
 }
@@ -88,7 +135,7 @@ SendStatus ServerConn::send(std::string_view data, MessageType type) {
 void ServerConn::send_prepared(std::span<const uint8_t> frame, std::string_view data,
                                MessageType type) {
   if (resume_) {
-    if (session_ && is_open()) ctx().session_send(*session_, type, data);
+    if (session() && is_open()) ctx().session_send(*session(), type, data);
     return;
   }
   if (buffered() + frame.size() > ctx().server.opts.send_buffer_max) {
@@ -102,16 +149,16 @@ void ServerConn::send_prepared(std::span<const uint8_t> frame, std::string_view 
 }
 
 void ServerConn::session_emit(MessageType type, std::string_view data) {
-  session_->endpoint.send(
-      type, protocol::Connection::as_bytes(data), loop_.now(),
+  session()->endpoint.send(
+      type, protocol::Connection::as_bytes(data), loop().now(),
       [this](MessageType t, std::span<const uint8_t> b) { resume_frame(t, b); });
-  arm_no_later_than(session_->endpoint.next_deadline());
+  arm_no_later_than(session()->endpoint.next_deadline());
 }
 
 void ServerConn::session_moved() {
-  if (!session_) return;
-  ctx().sessions->end(*session_);
-  session_ = nullptr;
+  if (!session()) return;
+  ctx().sessions->end(*session());
+  set_session(nullptr);
   close_stream(1008, "session resumed on another node", Cause::local_close);
 }
 
@@ -129,20 +176,21 @@ void ServerConn::deliver(MessageType type, std::span<const uint8_t> data) {
 }
 
 void ServerConn::resume_message(MessageType type, std::span<const uint8_t> data) {
-  const auto now = loop_.now();
+  const auto now = loop().now();
   auto sink = [this](MessageType t, std::span<const uint8_t> b) { resume_frame(t, b); };
   if (claiming_) {
     // The session is being loaded from Redis: keep what arrives meanwhile (a client sends little
     // before the welcome), bounded.
-    if (!held_) held_ = std::make_unique<std::vector<std::pair<MessageType, std::string>>>();
-    if (held_->size() >= 256) {
+    auto& held = ext().held;
+    if (!held) held = std::make_unique<std::vector<std::pair<MessageType, std::string>>>();
+    if (held->size() >= 256) {
       close_stream(1008, "too many messages before the welcome", Cause::protocol_error);
       return;
     }
-    held_->emplace_back(type, std::string(reinterpret_cast<const char*>(data.data()), data.size()));
+    held->emplace_back(type, std::string(reinterpret_cast<const char*>(data.data()), data.size()));
     return;
   }
-  if (!session_) {
+  if (!session()) {
     if (ctx().mirror) {
       // Several nodes: the session may live in Redis (carried by another node, or by this one
       // before a restart). Claim it there; a copy in this loop's memory may be stale.
@@ -152,7 +200,7 @@ void ServerConn::resume_message(MessageType type, std::span<const uint8_t> data)
           !hello.session.empty()) {
         if (resume::Session* local = ctx().sessions->find(hello.session)) {
           if (ServerConn* old = local->owner ? ctx().find(local->owner) : nullptr) {
-            old->session_ = nullptr;
+            old->set_session(nullptr);
             old->close_stream(1008, "session resumed on another connection", Cause::local_close);
           }
           ctx().sessions->end(*local);
@@ -168,7 +216,7 @@ void ServerConn::resume_message(MessageType type, std::span<const uint8_t> data)
     }
     auto h = ctx().sessions->accept_hello(type, data, id_, now, sink);
     if (h.error != resume::Error::none) {
-      ctx().server.error("resume hello from " + peer_ + ": " + h.message);
+      ctx().server.error("resume hello from " + peer() + ": " + h.message);
       close_stream(resume::close_code(h.error), h.message, Cause::protocol_error);
       return;
     }
@@ -176,16 +224,16 @@ void ServerConn::resume_message(MessageType type, std::span<const uint8_t> data)
     hello_done(h);
     return;
   }
-  auto r = session_->endpoint.receive(type, data, now, sink);
+  auto r = session()->endpoint.receive(type, data, now, sink);
   if (r.kind == resume::Received::Kind::deliver) {
-    if (ctx().mirror) ctx().mirror->received(session_->id, r.seq);
+    if (ctx().mirror) ctx().mirror->received(session()->id, r.seq);
     deliver(r.type, r.payload);
   } else if (r.kind == resume::Received::Kind::error) {
-    ctx().server.error("resume from " + peer_ + ": " + r.message);
+    ctx().server.error("resume from " + peer() + ": " + r.message);
     close_stream(resume::close_code(r.error), r.message, Cause::protocol_error);
     return;
   }
-  if (session_) arm_no_later_than(session_->endpoint.next_deadline());
+  if (session()) arm_no_later_than(session()->endpoint.next_deadline());
 }
 
 void ServerConn::claimed(const resume::SessionId& sid, uint64_t last, ClaimResult& r) {
@@ -213,7 +261,7 @@ void ServerConn::claimed(const resume::SessionId& sid, uint64_t last, ClaimResul
     s->tag = ctx().next_session_tag++;
     s->endpoint.restore(last, r.out, r.in);
     for (auto& e : r.entries)
-      s->endpoint.stash(e.seq, e.type, protocol::Connection::as_bytes(e.data), loop_.now());
+      s->endpoint.stash(e.seq, e.type, protocol::Connection::as_bytes(e.data), loop().now());
     s->stream_pos = std::move(r.positions);
     h = ctx().sessions->resume_adopted(*s, last, sink);
   }
@@ -223,7 +271,8 @@ void ServerConn::claimed(const resume::SessionId& sid, uint64_t last, ClaimResul
   }
   hello_done(h);
   // What the client sent while the session was loading, in order.
-  auto held = std::move(held_);
+  auto held = ext_ ? std::move(ext_->held) : nullptr;
+  trim_ext();
   if (!held) return;
   for (auto& [t, bytes] : *held) {
     if (!is_open()) break;
@@ -241,29 +290,29 @@ void ServerConn::hello_done(resume::HelloResult& h) {
   if (h.previous_owner) {
     // The client came back before its old connection was found dead: that one is stale.
     if (ServerConn* old = ctx().find(h.previous_owner)) {
-      old->session_ = nullptr;
+      old->set_session(nullptr);
       old->close_stream(1008, "session resumed on another connection", Cause::local_close);
     }
   }
-  session_ = h.session;
-  if (session_->tag == 0) {
-    session_->tag = ctx().next_session_tag++;
+  set_session(h.session);
+  if (session()->tag == 0) {
+    session()->tag = ctx().next_session_tag++;
     if (ctx().mirror && h.outcome != resume::Received::Outcome::resumed)
-      ctx().mirror->created(session_->id);
+      ctx().mirror->created(session()->id);
   }
   ctx().schedule_session_expiry();
-  arm_no_later_than(session_->endpoint.next_deadline());
+  arm_no_later_than(session()->endpoint.next_deadline());
   opened_ = true;
   if (ctx().server.on_open) ctx().server.on_open(*this);
 }
 
 loop::TimePoint ServerConn::stream_deadline() const {
-  return session_ ? session_->endpoint.next_deadline() : loop::TimePoint::max();
+  return session() ? session()->endpoint.next_deadline() : loop::TimePoint::max();
 }
 
 void ServerConn::stream_timer(loop::TimePoint now) {
-  if (session_)
-    session_->endpoint.on_timer(
+  if (session())
+    session()->endpoint.on_timer(
         now, [this](MessageType t, std::span<const uint8_t> b) { resume_frame(t, b); });
 }
 
@@ -276,21 +325,21 @@ void ServerConn::stream_message(codec::Opcode type, std::span<const uint8_t> dat
 }
 
 void ServerConn::stream_close(const CloseInfo& info) {
-  if (session_) {
+  if (session()) {
     // A clean 1000 ends the session; a protocol failure cannot be trusted to resume; anything
     // else (network error, heartbeat timeout, going away) keeps it for the window.
     if ((info.code == 1000 && info.was_clean) || info.code == 1002) {
-      if (ctx().mirror) ctx().mirror->ended(session_->id);
-      ctx().sessions->end(*session_);
+      if (ctx().mirror) ctx().mirror->ended(session()->id);
+      ctx().sessions->end(*session());
     } else
-      ctx().sessions->detach(*session_, id_, loop_.now());
-    session_ = nullptr;
+      ctx().sessions->detach(*session(), id_, loop().now());
+    set_session(nullptr);
     ctx().schedule_session_expiry();
   }
   if (opened_) {
     if (ctx().server.on_close) ctx().server.on_close(*this, info);
   } else if (info.cause == Cause::handshake_failed || info.cause == Cause::handshake_timeout) {
-    ctx().server.error("handshake from " + peer_ + " failed: " + info.reason);
+    ctx().server.error("handshake from " + peer() + " failed: " + info.reason);
   }
 }
 
@@ -346,3 +395,26 @@ void ServerConn::on_http_request(const protocol::HttpHead& request, std::string&
 }
 
 }  // namespace tether::detail
+
+// tether::Connection: every one is a ServerConn (the only class deriving from it), so its
+// functions forward without a vtable.
+namespace tether {
+namespace {
+const detail::ServerConn& impl(const Connection& c) {
+  return static_cast<const detail::ServerConn&>(c);
+}
+detail::ServerConn& impl(Connection& c) { return static_cast<detail::ServerConn&>(c); }
+}  // namespace
+
+uint64_t Connection::id() const { return impl(*this).id(); }
+std::string Connection::peer() const { return impl(*this).peer(); }
+std::string_view Connection::path() const { return impl(*this).path(); }
+std::string_view Connection::subprotocol() const { return impl(*this).subprotocol(); }
+SendStatus Connection::send(std::string_view data, MessageType type) {
+  return impl(*this).send(data, type);
+}
+void Connection::close(uint16_t code, std::string_view reason) { impl(*this).close(code, reason); }
+std::size_t Connection::buffered_amount() const { return impl(*this).buffered_amount(); }
+std::optional<std::chrono::nanoseconds> Connection::rtt() const { return impl(*this).rtt(); }
+ConnectionStats Connection::stats() const { return impl(*this).stats(); }
+}  // namespace tether

@@ -7,7 +7,10 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstddef>
 #include <cstring>
+#include <stdexcept>
+#include <type_traits>
 
 #include "loop/socket.hpp"
 
@@ -22,18 +25,28 @@ long long whole_ms(loop::Duration d) {
 
 }  // namespace
 
-WsStream::WsStream(loop::EventLoop& loop, const StreamConfig& config, protocol::Random& rng)
-    : loop_(loop), config_(config), proto_(config_.protocol, *this, rng), live_(loop.now()) {
-  timer_.set_callback([](loop::Timer&, void* self) { static_cast<WsStream*>(self)->on_timer(); },
-                      this);
+static_assert(std::is_standard_layout_v<StreamConfig> && offsetof(StreamConfig, protocol) == 0,
+              "WsStream::config() finds the StreamConfig from its first member");
+
+namespace {
+loop::EventLoop& loop_of(const StreamConfig& config) {
+  if (config.loop == nullptr) throw std::logic_error("StreamConfig::loop not set");
+  return *config.loop;
 }
+}  // namespace
+
+WsStream::WsStream(const StreamConfig& config)
+    : loop::TimerBase(&WsStream::fire),
+      proto_(config.protocol, *this),
+      live_(loop_of(config).now()) {}
 
 WsStream::~WsStream() {
+  if (timer().armed()) loop().timers().cancel(timer());
   if (fd_ >= 0) {
-    loop_.remove(fd_);
+    loop().remove(fd_);
     loop::close_fd(fd_);
   }
-  config_.counters->send_queue_bytes.move(queue_reported_, 0);
+  config().counters->send_queue_bytes.move(queue_reported_, 0);
 }
 
 ConnectionStats WsStream::stats() const {
@@ -43,35 +56,37 @@ ConnectionStats WsStream::stats() const {
   s.messages_received = messages_received_;
   s.messages_sent = messages_sent_;
   if (was_open_) s.handshake_duration = std::chrono::microseconds(handshake_us_);
-  if (attached_at_ != loop::TimePoint{}) s.age = loop_.now() - attached_at_;
+  if (attached_at_ != loop::TimePoint{}) s.age = loop().now() - attached_at_;
   return s;
 }
 
 void WsStream::report_queue() {
-  const std::size_t q = fd_ >= 0 ? buffered() : 0;
+  // In 32 bits: a share of the gauge past 4 GiB is reported as 4 GiB.
+  const auto q =
+      static_cast<uint32_t>(std::min<std::size_t>(fd_ >= 0 ? buffered() : 0, UINT32_MAX));
   if (q == queue_reported_) return;
-  config_.counters->send_queue_bytes.move(queue_reported_, q);
+  config().counters->send_queue_bytes.move(queue_reported_, q);
   queue_reported_ = q;
 }
 
 std::error_code WsStream::attach(int fd, bool connecting) {
   fd_ = fd;
-  attached_at_ = loop_.now();
-  if (config_.tls)
-    tls_ = std::make_unique<tls::Session>(config_.tls, proto_.role() == protocol::Role::server,
-                                          config_.tls_host);
+  attached_at_ = loop().now();
+  if (config().tls)
+    tls_ = std::make_unique<tls::Session>(config().tls, proto_.role() == protocol::Role::server,
+                                          config().tls_host);
   connecting_ = connecting;
-  if (config_.tcp_user_timeout > loop::Duration::zero()) {
+  if (config().tcp_user_timeout > loop::Duration::zero()) {
     // RFC 5482: bound how long sent data may stay unacknowledged before the kernel gives up.
-    unsigned ms = static_cast<unsigned>(whole_ms(config_.tcp_user_timeout));
+    unsigned ms = static_cast<unsigned>(whole_ms(config().tcp_user_timeout));
     setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &ms, sizeof ms);
   }
-  if (config_.tcp_keepalive) {
+  if (config().tcp_keepalive) {
     int on = 1;
     setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof on);
   }
   want_write_ = connecting;
-  if (auto ec = loop_.add(fd, kReadEvents | (connecting ? EPOLLOUT : 0u), this)) {
+  if (auto ec = loop().add(fd, kReadEvents | (connecting ? EPOLLOUT : 0u), this)) {
     fd_ = -1;
     loop::close_fd(fd);
     return ec;
@@ -82,26 +97,26 @@ std::error_code WsStream::attach(int fd, bool connecting) {
 
 SendStatus WsStream::send_message(std::string_view data, MessageType type) {
   if (fd_ < 0 || proto_.state() != protocol::State::open) return SendStatus::dropped;
-  if (proto_.out().size() + data.size() > config_.send_buffer_max) {
+  if (proto_.out().size() + data.size() > config().send_buffer_max) {
     // The peer is not reading: bounded memory means this message cannot be queued.
-    config_.counters->drop(metrics::DropReason::send_buffer_full);
-    if (config_.close_on_overflow)
+    config().counters->drop(metrics::DropReason::send_buffer_full);
+    if (config().close_on_overflow)
       close_stream(1008, "send buffer full: peer not reading", Cause::local_close);
     return SendStatus::dropped;
   }
   proto_.send(type == MessageType::text ? codec::Opcode::text : codec::Opcode::binary,
               protocol::Connection::as_bytes(data));
-  live_.message(loop_.now());
+  live_.message(loop().now());
   ++messages_sent_;
-  config_.counters->messages_sent.add();
+  config().counters->messages_sent.add();
   if (!in_io_) stream_schedule_flush();
-  return proto_.out().size() > config_.send_buffer_limit ? SendStatus::backpressure
-                                                         : SendStatus::success;
+  return proto_.out().size() > config().send_buffer_limit ? SendStatus::backpressure
+                                                          : SendStatus::success;
 }
 
 bool WsStream::ping_now(loop::TimePoint due, bool write_now) {
   if (fd_ < 0 || proto_.state() != protocol::State::open) return false;
-  const auto now = loop_.now();
+  const auto now = loop().now();
   uint8_t payload[liveness::ping_payload_size];
   liveness::encode_ping(++ping_seq_, now, payload);  // the real send time, for the RTT
   proto_.ping(payload);
@@ -119,7 +134,7 @@ bool WsStream::ping_now(loop::TimePoint due, bool write_now) {
 
 void WsStream::close_stream(uint16_t code, std::string_view reason, Cause cause) {
   if (fd_ < 0 || !proto_.close(code, reason, cause)) return;
-  live_.closing(loop_.now());
+  live_.closing(loop().now());
   rearm();
   if (!in_io_) stream_schedule_flush();
 }
@@ -148,13 +163,13 @@ void WsStream::on_io(uint32_t events) {
 
 void WsStream::read_some() {
   // Level-triggered: a few reads per wake-up, then let other connections run (fairness).
-  const std::span<uint8_t> buf = loop_.read_buffer();
+  const std::span<uint8_t> buf = loop().read_buffer();
   for (int i = 0; i < 4 && fd_ >= 0 && !proto_.should_close_transport(); ++i) {
     ssize_t n = ::recv(fd_, buf.data(), buf.size(), 0);
     if (n > 0) {
-      live_.received(loop_.now());  // any inbound byte is life
+      live_.received(loop().now());  // any inbound byte is life
       bytes_received_ += static_cast<uint64_t>(n);
-      config_.counters->bytes_received.add(static_cast<uint64_t>(n));
+      config().counters->bytes_received.add(static_cast<uint64_t>(n));
       if (tls_) {
         if (!receive_tls(static_cast<std::size_t>(n))) break;
       } else {
@@ -176,7 +191,7 @@ void WsStream::read_some() {
 
 bool WsStream::receive_tls(std::size_t n) {
   // The session copies the ciphertext, so the same buffer then takes the plaintext.
-  const std::span<uint8_t> buf = loop_.read_buffer();
+  const std::span<uint8_t> buf = loop().read_buffer();
   tls_->feed({buf.data(), n});
   while (fd_ >= 0 && !proto_.should_close_transport()) {
     const std::size_t m = tls_->read(buf);
@@ -213,7 +228,7 @@ long WsStream::write_some(std::span<const uint8_t> bytes, bool& blocked) {
     ssize_t n = ::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL);
     if (n >= 0) {
       bytes_sent_ += static_cast<uint64_t>(n);
-      config_.counters->bytes_sent.add(static_cast<uint64_t>(n));
+      config().counters->bytes_sent.add(static_cast<uint64_t>(n));
       return n;
     }
     if (errno == EINTR) continue;
@@ -231,7 +246,7 @@ void WsStream::set_blocked(bool blocked) {
   proto_.set_transport_blocked(blocked);
   if (blocked != want_write_) {
     want_write_ = blocked;
-    loop_.modify(fd_, kReadEvents | (blocked ? EPOLLOUT : 0u), this);
+    loop().modify(fd_, kReadEvents | (blocked ? EPOLLOUT : 0u), this);
   }
 }
 
@@ -241,16 +256,16 @@ void WsStream::flush() {
     flush_tls();
     return;
   }
-  auto& out = proto_.out();
+  const auto& out = proto_.out();
   bool wrote = false, blocked = false;
   while (!out.empty()) {
     long n = write_some({out.data(), out.size()}, blocked);
     if (n < 0) return;  // detached
     if (blocked) break;
-    out.consume(static_cast<std::size_t>(n));
+    proto_.consume_out(static_cast<std::size_t>(n));
     wrote = true;
   }
-  if (wrote) live_.sent(loop_.now());
+  if (wrote) live_.sent(loop().now());
   set_blocked(blocked);
   report_queue();
   if (!blocked && proto_.should_close_transport()) detach();
@@ -261,7 +276,7 @@ void WsStream::flush_tls() {
   // (where pings can still overtake it under backpressure, and buffered() sees it), and the
   // session holds at most one chunk of ciphertext.
   constexpr std::size_t kChunk = 64 * 1024;
-  auto& out = proto_.out();
+  const auto& out = proto_.out();
   bool wrote = false, blocked = false, shut = false;
   for (;;) {
     auto pending = tls_->pending();
@@ -279,7 +294,7 @@ void WsStream::flush_tls() {
         tls_failed();
         return;
       }
-      out.consume(take);
+      proto_.consume_out(take);
       continue;
     }
     if (proto_.should_close_transport() && !shut) {
@@ -289,7 +304,7 @@ void WsStream::flush_tls() {
     }
     break;
   }
-  if (wrote) live_.sent(loop_.now());
+  if (wrote) live_.sent(loop().now());
   set_blocked(blocked);
   report_queue();
   if (!blocked && proto_.should_close_transport()) detach();
@@ -297,8 +312,8 @@ void WsStream::flush_tls() {
 
 void WsStream::detach() {
   if (fd_ < 0) return;
-  loop_.timers().cancel(timer_);
-  loop_.remove(fd_);
+  loop().timers().cancel(timer());
+  loop().remove(fd_);
   loop::close_fd(fd_);
   fd_ = -1;
   report_queue();  // nothing queued on a closed socket counts any more
@@ -307,27 +322,27 @@ void WsStream::detach() {
 }
 
 void WsStream::on_open() {
-  live_.opened(loop_.now());
+  live_.opened(loop().now());
   was_open_ = true;
   handshake_us_ = static_cast<uint32_t>(std::min<int64_t>(
-      std::chrono::duration_cast<std::chrono::microseconds>(loop_.now() - attached_at_).count(),
+      std::chrono::duration_cast<std::chrono::microseconds>(loop().now() - attached_at_).count(),
       UINT32_MAX));
-  config_.counters->opened.add();
+  config().counters->opened.add();
   rearm();
   stream_open();
 }
 
 void WsStream::on_message(codec::Opcode type, std::span<const uint8_t> data) {
-  live_.message(loop_.now());
+  live_.message(loop().now());
   ++messages_received_;
-  config_.counters->messages_received.add();
+  config().counters->messages_received.add();
   stream_message(type, data);
 }
 
 void WsStream::count_control() {
   // A ping flood costs us a pong each: past the budget the peer is misbehaving (policy, 1008).
   // Failed rather than closed: waiting for the flooder's close frame would keep answering it.
-  if (!control_budget_.take(config_.control_limit, loop_.now()) &&
+  if (!control_budget_.take(config().control_limit, loop().now()) &&
       proto_.state() == protocol::State::open)
     proto_.fail(1008, "too many control frames", Cause::protocol_error);
 }
@@ -336,9 +351,10 @@ void WsStream::on_ping(std::span<const uint8_t>) { count_control(); }
 
 void WsStream::on_pong(std::span<const uint8_t> payload) {
   count_control();
-  if (auto rtt = liveness::rtt_from_pong(payload, loop_.now())) {
-    rtt_ns_ = std::chrono::duration_cast<std::chrono::nanoseconds>(*rtt).count();
-    config_.counters->rtt.observe(static_cast<uint64_t>(
+  if (auto rtt = liveness::rtt_from_pong(payload, loop().now())) {
+    rtt_us_ = static_cast<uint32_t>(std::clamp<int64_t>(
+        std::chrono::duration_cast<std::chrono::microseconds>(*rtt).count(), 0, kNoRtt - 1));
+    config().counters->rtt.observe(static_cast<uint64_t>(
         std::chrono::duration_cast<std::chrono::nanoseconds>(std::max(*rtt, loop::Duration::zero()))
             .count()));
     stream_rtt(*rtt);
@@ -347,40 +363,40 @@ void WsStream::on_pong(std::span<const uint8_t> payload) {
 
 void WsStream::on_close(const CloseInfo& info) {
   live_.done();
-  loop_.timers().cancel(timer_);
+  loop().timers().cancel(timer());
   if (was_open_)
-    config_.counters->closed_with(info.cause, info.code);
+    config().counters->closed_with(info.cause, info.code);
   else if (const int status = proto_.rejected_status())
-    config_.counters->rejected_handshakes[metrics::status_bucket(status)].add();
+    config().counters->rejected_handshakes[metrics::status_bucket(status)].add();
   else
-    config_.counters->failed_handshakes[static_cast<std::size_t>(info.cause)].add();
+    config().counters->failed_handshakes[static_cast<std::size_t>(info.cause)].add();
   stream_close(info);
 }
 
 void WsStream::arm_no_later_than(loop::TimePoint t) {
   if (fd_ < 0 || t == loop::TimePoint::max()) return;
-  if (!timer_.armed() || t < timer_.deadline()) loop_.timers().schedule(timer_, t);
+  if (loop().timers().fires_after(timer(), t)) loop().timers().schedule(timer(), t);
 }
 
 void WsStream::rearm() {
-  const auto deadline = std::min(live_.next_deadline(config_.liveness), stream_deadline());
+  const auto deadline = std::min(live_.next_deadline(config().liveness), stream_deadline());
   if (deadline == loop::TimePoint::max())
-    loop_.timers().cancel(timer_);
+    loop().timers().cancel(timer());
   else
-    loop_.timers().schedule(timer_, deadline);
+    loop().timers().schedule(timer(), deadline);
 }
 
 void WsStream::on_timer() {
   if (fd_ < 0) return;
-  const auto now = loop_.now();
+  const auto now = loop().now();
   if (now >= stream_deadline()) {
     stream_timer(now);
     if (fd_ < 0) return;
     if (!in_io_) stream_schedule_flush();
   }
   for (int guard = 0; guard < 4; ++guard) {
-    const auto due = live_.next_deadline(config_.liveness);
-    switch (live_.check(config_.liveness, now)) {
+    const auto due = live_.next_deadline(config().liveness);
+    switch (live_.check(config().liveness, now)) {
       case liveness::Action::none:
         rearm();
         return;
@@ -399,7 +415,7 @@ void WsStream::on_timer() {
       case liveness::Action::handshake_timeout:
         abort(Cause::handshake_timeout,
               "opening handshake not completed within " +
-                  std::to_string(whole_ms(config_.liveness.handshake_timeout)) + " ms");
+                  std::to_string(whole_ms(config().liveness.handshake_timeout)) + " ms");
         return;
       case liveness::Action::idle_timeout:
         close_stream(1001, "idle timeout", Cause::idle_timeout);
@@ -408,7 +424,7 @@ void WsStream::on_timer() {
         continue;
       case liveness::Action::close_timeout:
         abort(proto_.close_cause(), "closing handshake not answered within " +
-                                        std::to_string(whole_ms(config_.liveness.close_timeout)) +
+                                        std::to_string(whole_ms(config().liveness.close_timeout)) +
                                         " ms");
         return;
     }

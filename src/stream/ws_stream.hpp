@@ -42,15 +42,20 @@ struct StreamConfig {
   // Where traffic, opens, closes, RTTs and drops are counted: the loop's (server) or the
   // client's. Must outlive the stream; by default counters nobody reads.
   metrics::StreamCounters* counters = &metrics::unread_counters();
+  // The loop every stream using this config runs on (a config is one loop's or one client's):
+  // streams reach their loop through it instead of keeping a reference each.
+  loop::EventLoop* loop = nullptr;
 };
 
-class WsStream : public loop::IoHandler, public protocol::Handler {
+// The stream is its own timer (loop::TimerBase, 32 bytes): one wheel node per connection, no
+// callback context.
+class WsStream : public loop::IoHandler, public protocol::Handler, private loop::TimerBase {
  public:
   // `config` is shared (one per server loop or client), not copied: it must outlive the
-  // stream.
+  // stream, and its `loop` is the stream's loop (config.protocol.rng: the client's mask keys).
   // Reads go into the loop's shared read buffer (EventLoop::read_buffer()).
-  WsStream(loop::EventLoop& loop, const StreamConfig& config, protocol::Random& rng);
-  WsStream(loop::EventLoop&, StreamConfig&&, protocol::Random&) = delete;
+  explicit WsStream(const StreamConfig& config);
+  explicit WsStream(StreamConfig&&) = delete;
   ~WsStream() override;
   WsStream(const WsStream&) = delete;
   WsStream& operator=(const WsStream&) = delete;
@@ -69,9 +74,9 @@ class WsStream : public loop::IoHandler, public protocol::Handler {
   bool ping_now(loop::TimePoint due = loop::TimePoint::max(), bool write_now = false);
   // An application message was queued by other means (a pre-encoded fan-out frame).
   void note_message_sent() {
-    live_.message(loop_.now());
+    live_.message(loop().now());
     ++messages_sent_;
-    config_.counters->messages_sent.add();
+    config().counters->messages_sent.add();
   }
   // The owner's deadline (stream_deadline) may have moved earlier: re-arm if the timer would
   // fire too late. Costs nothing when it would not.
@@ -79,14 +84,14 @@ class WsStream : public loop::IoHandler, public protocol::Handler {
 
   std::size_t buffered() const { return proto_.out().size() + (tls_ ? tls_->pending().size() : 0); }
   std::optional<loop::Duration> last_rtt() const {
-    if (rtt_ns_ < 0) return std::nullopt;
-    return loop::Duration(rtt_ns_);
+    if (rtt_us_ == kNoRtt) return std::nullopt;
+    return std::chrono::microseconds(rtt_us_);
   }
   bool attached() const { return fd_ >= 0; }
   bool is_open() const { return proto_.state() == protocol::State::open; }
   protocol::Connection& protocol() { return proto_; }
   const protocol::Connection& protocol() const { return proto_; }
-  metrics::StreamCounters& counters() { return *config_.counters; }
+  metrics::StreamCounters& counters() { return *config().counters; }
   // This connection's traffic and timing (tether serve logs them on close).
   ConnectionStats stats() const;
 
@@ -104,7 +109,11 @@ class WsStream : public loop::IoHandler, public protocol::Handler {
   virtual loop::TimePoint stream_deadline() const { return loop::TimePoint::max(); }
   virtual void stream_timer(loop::TimePoint) {}
 
-  loop::EventLoop& loop_;
+  loop::EventLoop& loop() const { return *config().loop; }
+  // The shared config, found from the protocol's (its first member): no reference of our own.
+  const StreamConfig& config() const {
+    return *reinterpret_cast<const StreamConfig*>(&proto_.config());
+  }
 
  private:
   // loop::IoHandler
@@ -128,23 +137,24 @@ class WsStream : public loop::IoHandler, public protocol::Handler {
   void flush_tls();
   void detach();
   void on_timer();
+  static void fire(loop::TimerBase& t) { static_cast<WsStream&>(t).on_timer(); }
+  loop::TimerBase& timer() { return *this; }
   void rearm();
   // tether_send_queue_bytes: moves the loop's gauge by this stream's change since last time.
   void report_queue();
 
-  const StreamConfig& config_;
   protocol::Connection proto_;
   liveness::State live_;
-  loop::Timer timer_;
   limits::RateState control_budget_;
-  int64_t rtt_ns_ = -1;  // the last RTT sample in ns; -1: none yet
+  static constexpr uint32_t kNoRtt = UINT32_MAX;
+  uint32_t rtt_us_ = kNoRtt;  // the last RTT sample in µs (up to 71 minutes); kNoRtt: none yet
   std::unique_ptr<tls::Session> tls_;
-  // Metrics: config_.counters (never null here) is the loop's or client's; this connection's
+  // Metrics: config().counters (never null here) is the loop's or client's; this connection's
   // own are 52 bytes: the traffic totals, when the socket came, how long the upgrade took, its
   // share of the send-queue gauge.
   uint64_t bytes_received_ = 0, bytes_sent_ = 0, messages_received_ = 0, messages_sent_ = 0;
   loop::TimePoint attached_at_{};
-  std::size_t queue_reported_ = 0;
+  uint32_t queue_reported_ = 0;
   uint32_t handshake_us_ = 0;  // attach to open, in microseconds (bounded by handshake_timeout)
   int fd_ = -1;
   uint32_t ping_seq_ = 0;

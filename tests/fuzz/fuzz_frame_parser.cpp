@@ -218,10 +218,10 @@ class FuzzHandler final : public Handler {
 
 // Takes (some of) out() into `sink`, as a transport would.
 void drain(Connection& conn, std::string& sink, bool partial) {
-  auto& out = conn.out();
+  const auto& out = conn.out();
   std::size_t n = partial ? (out.size() + 1) / 2 : out.size();
   sink.append(reinterpret_cast<const char*>(out.data()), n);
-  out.consume(n);
+  conn.consume_out(n);
 }
 
 // What we wrote must be a well-formed frame stream: masked iff we are the client, known opcodes,
@@ -296,7 +296,8 @@ RunResult run(Role role, uint8_t opts, uint8_t seed, std::span<const uint8_t> st
   }
   FuzzHandler handler(opts, cfg.max_message);
   CountingRandom rng(seed);
-  Connection conn(cfg, handler, rng);
+  cfg.rng = &rng;
+  Connection conn(cfg, handler);
   handler.attach(&conn);
 
   std::string out;

@@ -345,7 +345,8 @@ void run_connection(std::span<const uint8_t> in, uint8_t opts, uint8_t seed) {
   cfg.http = limits_for(opts);
   CountingHandler handler;
   CountingRandom rng(seed);
-  Connection conn(cfg, handler, rng);
+  cfg.rng = &rng;
+  Connection conn(cfg, handler);
   std::vector<uint8_t> buf(in.begin(), in.end());
   Splitter splitter(opts, seed);
   std::size_t pos = 0;
@@ -375,7 +376,8 @@ void run_client_connection(std::span<const uint8_t> in, uint8_t opts, uint8_t se
   cfg.http = limits_for(opts);
   CountingHandler handler;
   CountingRandom rng(seed);
-  Connection conn(cfg, handler, rng);
+  cfg.rng = &rng;
+  Connection conn(cfg, handler);
   ClientHandshakeRequest req;
   req.host = "server.example.com";
   req.target = "/chat";

@@ -99,7 +99,7 @@ class Counter final : public tether::protocol::Handler {
 // Moves what `from` wrote into `to` through a reused buffer.
 void transfer(Connection& from, Connection& to, Bytes& buf) {
   buf.assign(from.out().data(), from.out().data() + from.out().size());
-  from.out().consume(from.out().size());
+  from.consume_out(from.out().size());
   to.receive(buf);
 }
 
@@ -118,7 +118,9 @@ TEST(Allocation, DeflateConnectionsAllocateNothingPerMessage) {
     Counter sh, ch;
     sh.echo = true;
     CountingRandom srng(1), crng(2);
-    Connection server(scfg, sh, srng), client(ccfg, ch, crng);
+    scfg.rng = &srng;
+    ccfg.rng = &crng;
+    Connection server(scfg, sh), client(ccfg, ch);
     sh.conn = &server;
     ch.conn = &client;
     client.start_client(tether_conn_test::rfc_client_request());

@@ -62,12 +62,13 @@ struct PooledServer {
   PooledServer() {
     cfg.role = Role::server;
     cfg.pools = &pools;
-    conn = std::make_unique<Connection>(cfg, rec, rng);
+    cfg.rng = &rng;
+    conn = std::make_unique<Connection>(cfg, rec);
     Bytes req = bytes(kUpgradeRequest);
     conn->receive(req);
     drain();
   }
-  void drain() { conn->out().consume(conn->out().size()); }
+  void drain() { conn->consume_out(conn->out().size()); }
 };
 
 TEST(BufferPool, AnIdleConnectionHoldsNoSendQueueOrMessageBuffer) {

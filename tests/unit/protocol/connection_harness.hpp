@@ -363,7 +363,8 @@ inline Outcome run_pieces(const Scenario& s, const std::vector<std::size_t>& pie
   Recorder rec;
   rec.http_reply = s.http_reply;
   tether::protocol::CountingRandom rng(s.rng_seed);
-  Connection conn(cfg, rec, rng);
+  cfg.rng = &rng;
+  Connection conn(cfg, rec);
   rec.conn = &conn;
   if (s.role == Role::client) conn.start_client(rfc_client_request());
   if (s.handshake_first) {
@@ -372,7 +373,7 @@ inline Outcome run_pieces(const Scenario& s, const std::vector<std::size_t>& pie
     EXPECT_EQ(conn.state(), State::open);
     EXPECT_EQ(rec.events, std::vector<Event>{ev_open()});
     rec.events.clear();
-    conn.out().consume(conn.out().size());
+    conn.consume_out(conn.out().size());
   }
   rec.hook = s.hook;
   if (s.before) s.before(conn);

@@ -38,7 +38,8 @@ Scenario scenario(Role role, Bytes input) {
 struct Live {
   explicit Live(Role role, uint8_t seed = 0x10) : rng(seed) {
     cfg.role = role;
-    conn = std::make_unique<Connection>(cfg, rec, rng);
+    cfg.rng = &rng;
+    conn = std::make_unique<Connection>(cfg, rec);
     rec.conn = conn.get();
     if (role == Role::client) conn->start_client(rfc_client_request());
   }
@@ -46,12 +47,12 @@ struct Live {
     feed(bytes(cfg.role == Role::server ? kUpgradeRequest : kResponse101));
     ASSERT_EQ(conn->state(), State::open);
     rec.events.clear();
-    conn->out().consume(conn->out().size());
+    conn->consume_out(conn->out().size());
   }
   void feed(Bytes b) { conn->receive(b); }
   Bytes take_out() {
     Bytes b(conn->out().data(), conn->out().data() + conn->out().size());
-    conn->out().consume(conn->out().size());
+    conn->consume_out(conn->out().size());
     return b;
   }
   ConnectionConfig cfg;
@@ -1169,7 +1170,8 @@ TEST(Rfc6455_4_1_Connection, StartClientWritesRequest) {
   cfg.role = Role::client;
   Recorder rec;
   CountingRandom rng;
-  Connection conn(cfg, rec, rng);
+  cfg.rng = &rng;
+  Connection conn(cfg, rec);
   EXPECT_TRUE(conn.out().empty());
   conn.start_client(rfc_client_request());
   EXPECT_EQ(std::string(reinterpret_cast<const char*>(conn.out().data()), conn.out().size()),
@@ -1199,7 +1201,8 @@ TEST(Rfc6455_4_1_Connection, ClientAcceptsOfferedSubprotocol) {
   cfg.role = Role::client;
   Recorder rec;
   CountingRandom rng;
-  Connection conn(cfg, rec, rng);
+  cfg.rng = &rng;
+  Connection conn(cfg, rec);
   auto req = rfc_client_request();
   req.subprotocols = {"chat", "superchat"};
   conn.start_client(req);
@@ -1363,7 +1366,7 @@ TEST(ConnectionApi, OutputStreamSurvivesPartialConsumption) {
     const std::size_t n =
         std::min<std::size_t>(l.conn->out().size(), static_cast<std::size_t>(i * 53 % 401));
     got.insert(got.end(), l.conn->out().data(), l.conn->out().data() + n);
-    l.conn->out().consume(n);
+    l.conn->consume_out(n);
   }
   got = cat({got, l.take_out()});
   EXPECT_EQ(got, want);
@@ -1488,7 +1491,7 @@ namespace {
 
 Bytes take_n(Live& l, std::size_t n) {
   Bytes b(l.conn->out().data(), l.conn->out().data() + n);
-  l.conn->out().consume(n);
+  l.conn->consume_out(n);
   return b;
 }
 

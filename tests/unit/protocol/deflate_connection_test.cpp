@@ -111,11 +111,12 @@ Outcome run_deflate_pieces(const DScenario& s, const std::vector<std::size_t>& p
   cfg.deflate = &s.options;
   Recorder rec;
   CountingRandom rng(0x10);
-  Connection conn(cfg, rec, rng);
+  cfg.rng = &rng;
+  Connection conn(cfg, rec);
   rec.conn = &conn;
   if (s.role == Role::client) {
     conn.start_client(rfc_client_request());
-    conn.out().consume(conn.out().size());  // the request; Rfc7692_7_1 checks offers on its own
+    conn.consume_out(conn.out().size());  // the request; Rfc7692_7_1 checks offers on its own
   }
   Bytes whole = s.input;
   if (!s.handshake_in_input) {
@@ -125,7 +126,7 @@ Outcome run_deflate_pieces(const DScenario& s, const std::vector<std::size_t>& p
     EXPECT_EQ(conn.deflate_active(), s.expect_active);
     EXPECT_EQ(rec.events, std::vector<Event>{ev_open()});
     rec.events.clear();
-    conn.out().consume(conn.out().size());
+    conn.consume_out(conn.out().size());
   }
   rec.hook = s.hook;
   std::size_t pos = 0;
@@ -194,8 +195,10 @@ struct Pair {
     ccfg.role = Role::client;
     ccfg.deflate = client_options;
     ccfg.max_message = max_message;
-    server = std::make_unique<Connection>(scfg, srec, srng);
-    client = std::make_unique<Connection>(ccfg, crec, crng);
+    scfg.rng = &srng;
+    server = std::make_unique<Connection>(scfg, srec);
+    ccfg.rng = &crng;
+    client = std::make_unique<Connection>(ccfg, crec);
     srec.conn = server.get();
     crec.conn = client.get();
     client->start_client(rfc_client_request());
@@ -210,7 +213,7 @@ struct Pair {
   }
   static Bytes take(Connection& c) {
     Bytes b(c.out().data(), c.out().data() + c.out().size());
-    c.out().consume(c.out().size());
+    c.consume_out(c.out().size());
     return b;
   }
   // Moves what one side wrote to the other; returns the frames.
@@ -332,7 +335,8 @@ TEST(Rfc7692_7_1, ClientAppendsItsOfferToOtherExtensions) {
   cfg.deflate = &o;
   Recorder rec;
   CountingRandom rng;
-  Connection conn(cfg, rec, rng);
+  cfg.rng = &rng;
+  Connection conn(cfg, rec);
   auto req = rfc_client_request();
   req.extensions = "x-foo";
   conn.start_client(req);

@@ -23,7 +23,8 @@ int status_after(std::string_view request, const ServerHandshakeConfig* server =
   cfg.server = server;
   Recorder rec;
   CountingRandom rng(1);
-  Connection conn(cfg, rec, rng);
+  cfg.rng = &rng;
+  Connection conn(cfg, rec);
   Bytes b = bytes(request);
   conn.receive(b);
   return conn.rejected_status();
