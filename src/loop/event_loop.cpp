@@ -2,6 +2,7 @@
 
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -30,15 +31,20 @@ const ClockSource& default_clock() {
 }  // namespace
 
 struct EventLoop::Impl {
+  // 8 bytes per descriptor: the handler's address (user-space addresses fit in 48 bits on
+  // x86-64 and AArch64 Linux) with a 16-bit generation above it. The generation only has to
+  // tell a registration from one made on the same fd within one batch of events.
   struct Registration {
-    IoHandler* handler = nullptr;  // nullptr: not registered
-    uint32_t gen = 0;
+    uint64_t bits = 0;  // 0: not registered
+    IoHandler* handler() const { return reinterpret_cast<IoHandler*>(bits & kAddrMask); }
+    uint32_t gen() const { return static_cast<uint32_t>(bits >> 48); }
   };
+  static constexpr uint64_t kAddrMask = (uint64_t{1} << 48) - 1;
 
   const ClockSource* clock;
   int epoll_fd = -1;
   int wake_fd = -1;
-  uint32_t next_gen = 1;           // 0 is reserved for the wake eventfd
+  uint32_t next_gen = 1;           // 1..65535; 0 is reserved for the wake eventfd
   std::vector<Registration> regs;  // indexed by fd
   std::vector<epoll_event> events = std::vector<epoll_event>(kMaxEvents);
   std::vector<std::function<void()>> deferred;
@@ -57,6 +63,13 @@ struct EventLoop::Impl {
     // Room for a busy iteration up front (1 KiB), so a first burst (several sends from timers
     // at once) does not grow these mid-traffic.
     for (auto* v : {&deferred, &deferred_batch, &posted, &posted_batch}) v->reserve(8);
+    // The registrations' room for every descriptor the process may open (8 bytes each, capped
+    // at 1 Mi): reserved, not written, so it costs address space only (a large block is mapped
+    // fresh and its pages are faulted in as descriptors are used), and the table is never
+    // copied to a bigger one as connections arrive (which left the old copies' pages behind).
+    rlimit nofile{};
+    if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur != RLIM_INFINITY)
+      regs.reserve(std::min<std::size_t>(nofile.rlim_cur, std::size_t{1} << 20));
     epoll_fd = epoll_create1(EPOLL_CLOEXEC);
     if (epoll_fd < 0) throw std::system_error(last_error(), "epoll_create1");
     wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -118,7 +131,7 @@ struct EventLoop::Impl {
 
   Registration* find(int fd) {
     if (fd < 0 || static_cast<std::size_t>(fd) >= regs.size()) return nullptr;
-    return regs[fd].handler != nullptr ? &regs[fd] : nullptr;
+    return regs[fd].bits != 0 ? &regs[fd] : nullptr;
   }
 };
 
@@ -132,17 +145,19 @@ EventLoop::~EventLoop() = default;
 std::error_code EventLoop::add(int fd, uint32_t events, IoHandler* h) {
   if (fd < 0 || h == nullptr) return std::make_error_code(std::errc::invalid_argument);
   if (impl_->find(fd) != nullptr) return std::make_error_code(std::errc::file_exists);
+  const auto addr = reinterpret_cast<uint64_t>(h);
+  if ((addr & ~Impl::kAddrMask) != 0) return std::make_error_code(std::errc::not_supported);
   const uint32_t gen = impl_->next_gen++;
-  if (impl_->next_gen == 0) impl_->next_gen = 1;
+  if (impl_->next_gen > 0xffff) impl_->next_gen = 1;
   epoll_event ev{};
   ev.events = events;
   ev.data.u64 = pack(fd, gen);
   if (epoll_ctl(impl_->epoll_fd, EPOLL_CTL_ADD, fd, &ev) != 0) return last_error();
-  if (static_cast<std::size_t>(fd) >= impl_->regs.size()) {
-    impl_->regs.resize(
-        std::max<std::size_t>(static_cast<std::size_t>(fd) + 1, impl_->regs.size() * 2));
-  }
-  impl_->regs[fd] = {h, gen};
+  // Exactly fd + 1 entries (the vector grows its capacity geometrically by itself; entries
+  // beyond the size are never written, so their pages cost no memory).
+  if (static_cast<std::size_t>(fd) >= impl_->regs.size())
+    impl_->regs.resize(static_cast<std::size_t>(fd) + 1);
+  impl_->regs[fd].bits = addr | (uint64_t{gen} << 48);
   return {};
 }
 
@@ -151,9 +166,11 @@ std::error_code EventLoop::modify(int fd, uint32_t events, IoHandler* h) {
   if (reg == nullptr || h == nullptr) return std::make_error_code(std::errc::invalid_argument);
   epoll_event ev{};
   ev.events = events;
-  ev.data.u64 = pack(fd, reg->gen);
+  const auto addr = reinterpret_cast<uint64_t>(h);
+  if ((addr & ~Impl::kAddrMask) != 0) return std::make_error_code(std::errc::not_supported);
+  ev.data.u64 = pack(fd, reg->gen());
   if (epoll_ctl(impl_->epoll_fd, EPOLL_CTL_MOD, fd, &ev) != 0) return last_error();
-  reg->handler = h;
+  reg->bits = addr | (uint64_t{reg->gen()} << 48);
   return {};
 }
 
@@ -221,8 +238,8 @@ void EventLoop::run_once(int max_wait_ms) {
     }
     // Looked up per event: an earlier handler in this batch may have removed this fd.
     Impl::Registration* reg = im.find(fd);
-    if (reg == nullptr || reg->gen != gen) continue;
-    reg->handler->on_io(im.events[i].events);
+    if (reg == nullptr || reg->gen() != gen) continue;
+    reg->handler()->on_io(im.events[i].events);
   }
   // n < 0 is EINTR (or a bug); either way the next iteration simply waits again.
 

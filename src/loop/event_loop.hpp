@@ -19,16 +19,10 @@
 
 #include "loop/buffer_pool.hpp"
 #include "loop/clock.hpp"
+#include "loop/io_handler.hpp"
 #include "loop/timer_wheel.hpp"
 
 namespace tether::loop {
-
-class IoHandler {
- public:
-  virtual ~IoHandler() = default;
-  // `events`: EPOLLIN / EPOLLOUT / EPOLLERR / EPOLLHUP / EPOLLRDHUP bits.
-  virtual void on_io(uint32_t events) = 0;
-};
 
 struct LoopOptions {
   // 10 ms wheel tick: timer error stays far below 1% of any heartbeat bound worth having (>= 1 s).

@@ -19,6 +19,7 @@
 #include "codec/utf8.hpp"
 #include "extensions/permessage_deflate.hpp"
 #include "loop/buffer_pool.hpp"
+#include "loop/io_handler.hpp"
 #include "protocol/handshake.hpp"
 #include "protocol/http.hpp"
 #include "protocol/names.hpp"
@@ -53,9 +54,11 @@ struct ConnectionConfig {
 };
 
 // Events. Callbacks may call send()/close() on the connection re-entrantly.
-class Handler {
+// A Handler is also a loop::IoHandler (on_io does nothing unless overridden) so that an object
+// which is both, a stream, has one vtable pointer instead of two. The protocol never calls on_io.
+class Handler : public loop::IoHandler {
  public:
-  virtual ~Handler() = default;
+  void on_io(uint32_t) override {}
   virtual void on_open() {}
   // One whole message. `data` is valid only during the call.
   virtual void on_message(codec::Opcode type, std::span<const uint8_t> data) = 0;

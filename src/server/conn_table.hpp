@@ -1,78 +1,124 @@
-// A loop's connections by id: an intrusive hash table (each element carries its own chain
-// link), so an entry costs one link in the element and one bucket pointer, 16 bytes, where an
-// std::unordered_map node costs ~40 with its allocation. Buckets double when the table holds as
-// many elements as buckets; they never shrink (a loop that once held N connections keeps 8N
-// bytes of buckets). One loop thread only.
+// A loop's connections by id: an open-addressing table of pointers (linear probing, deletion by
+// backward shift), so an entry costs one slot, 8-16 bytes depending on the fill (at most 3/4),
+// and nothing in the element; a chained table costs a link in each element plus its bucket
+// (~22 bytes at 10,000), an std::unordered_map node ~40 with its allocation. Slots double when
+// the table is 3/4 full; they never shrink (a loop that once held N connections keeps up to
+// 16N bytes of slots). Slot arrays of 64 KiB and more are mapped directly (zero pages for
+// free, and unmapped when the table grows), so growth leaves no freed copies in the heap.
+// One loop thread only.
 #pragma once
+#include <sys/mman.h>
 #include <cstddef>
 #include <cstdint>
-#include <vector>
+
+#include <cstdlib>
+#include <new>
+#include <utility>
 
 namespace tether::detail {
 
-// T has `uint64_t id() const` and a `T* table_next` member the table owns.
+// T has `uint64_t id() const`; ids are unique among the elements.
 template <class T>
 class ConnTable {
  public:
+  ConnTable() = default;
+  ~ConnTable() { release(slots_, cap_); }
+  ConnTable(const ConnTable&) = delete;
+  ConnTable& operator=(const ConnTable&) = delete;
+
   std::size_t size() const { return size_; }
   bool empty() const { return size_ == 0; }
 
   void insert(T* t) {
-    if (size_ >= buckets_.size()) grow();
-    T*& head = buckets_[slot(t->id())];
-    t->table_next = head;
-    head = t;
+    if ((size_ + 1) * 4 > cap_ * 3) grow();
+    place(t);
     ++size_;
   }
   // false when `t` is not in the table.
   bool erase(T* t) {
-    if (buckets_.empty()) return false;
-    for (T** p = &buckets_[slot(t->id())]; *p; p = &(*p)->table_next) {
-      if (*p == t) {
-        *p = t->table_next;
-        t->table_next = nullptr;
-        --size_;
-        return true;
+    if (cap_ == 0) return false;
+    const std::size_t mask = cap_ - 1;
+    std::size_t hole = home(t->id());
+    while (slots_[hole] != t) {
+      if (slots_[hole] == nullptr) return false;
+      hole = (hole + 1) & mask;
+    }
+    // Backward shift: pull later entries of the run into the hole when their home slot does not
+    // lie cyclically in (hole, j], so every entry stays reachable from its home without
+    // tombstones.
+    for (std::size_t j = (hole + 1) & mask; slots_[j] != nullptr; j = (j + 1) & mask) {
+      const std::size_t h = home(slots_[j]->id());
+      const bool stays = hole <= j ? (hole < h && h <= j) : (hole < h || h <= j);
+      if (!stays) {
+        slots_[hole] = slots_[j];
+        hole = j;
       }
     }
-    return false;
+    slots_[hole] = nullptr;
+    --size_;
+    return true;
   }
   T* find(uint64_t id) const {
-    if (buckets_.empty()) return nullptr;
-    for (T* t = buckets_[slot(id)]; t; t = t->table_next)
-      if (t->id() == id) return t;
+    if (cap_ == 0) return nullptr;
+    const std::size_t mask = cap_ - 1;
+    for (std::size_t i = home(id); slots_[i] != nullptr; i = (i + 1) & mask)
+      if (slots_[i]->id() == id) return slots_[i];
     return nullptr;
   }
   // fn(T*) for every element; fn must not insert or erase.
   template <class Fn>
   void for_each(Fn&& fn) const {
-    for (T* head : buckets_)
-      for (T* t = head; t; t = t->table_next) fn(t);
+    for (std::size_t i = 0; i < cap_; ++i)
+      if (slots_[i] != nullptr) fn(slots_[i]);
   }
 
  private:
-  std::size_t slot(uint64_t id) const {
+  std::size_t home(uint64_t id) const {
     // Ids are mostly sequential: mix them so that a stride of loops does not pile up.
     id ^= id >> 29;
     id *= 0xbf58476d1ce4e5b9ull;
     id ^= id >> 32;
-    return static_cast<std::size_t>(id) & (buckets_.size() - 1);
+    return static_cast<std::size_t>(id) & (cap_ - 1);
+  }
+  void place(T* t) {
+    const std::size_t mask = cap_ - 1;
+    std::size_t i = home(t->id());
+    while (slots_[i] != nullptr) i = (i + 1) & mask;
+    slots_[i] = t;
   }
   void grow() {
-    std::vector<T*> old(buckets_.empty() ? 64 : buckets_.size() * 2, nullptr);
-    old.swap(buckets_);
-    for (T* head : old) {
-      while (head) {
-        T* next = head->table_next;
-        T*& b = buckets_[slot(head->id())];
-        head->table_next = b;
-        b = head;
-        head = next;
-      }
+    const std::size_t cap = cap_ == 0 ? 64 : cap_ * 2;
+    T** fresh = allocate(cap);
+    T** old = std::exchange(slots_, fresh);
+    const std::size_t old_cap = std::exchange(cap_, cap);
+    for (std::size_t i = 0; i < old_cap; ++i)
+      if (old[i] != nullptr) place(old[i]);
+    release(old, old_cap);
+  }
+  static constexpr std::size_t kMapBytes = 64 * 1024;
+  // Zeroed (nullptr) slots.
+  static T** allocate(std::size_t cap) {
+    const std::size_t bytes = cap * sizeof(T*);
+    void* p = nullptr;
+    if (bytes >= kMapBytes) {
+      p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+      if (p == MAP_FAILED) throw std::bad_alloc();
+    } else {
+      p = std::calloc(cap, sizeof(T*));
+      if (p == nullptr) throw std::bad_alloc();
     }
+    return static_cast<T**>(p);
+  }
+  static void release(T** slots, std::size_t cap) {
+    if (slots == nullptr) return;
+    if (cap * sizeof(T*) >= kMapBytes)
+      munmap(slots, cap * sizeof(T*));
+    else
+      std::free(slots);
   }
 
-  std::vector<T*> buckets_;
+  T** slots_ = nullptr;
+  std::size_t cap_ = 0;
   std::size_t size_ = 0;
 };
 

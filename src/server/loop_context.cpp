@@ -18,7 +18,9 @@ std::string peer_ip(std::string_view peer) {
 }
 
 LoopContext::LoopContext(ServerImpl& s)
-    : server(s), accept_budget(s.opts.accept_rate, s.opts.accept_rate, loop.now()) {
+    : server(s),
+      conn_pool(std::make_unique<ConnPool>()),
+      accept_budget(s.opts.accept_rate, s.opts.accept_rate, loop.now()) {
   loop.set_owner(this);
   configure_streams();
   // Connections flushed (or retired) in one iteration: room for a busy one up front, so that
@@ -57,8 +59,8 @@ LoopContext::LoopContext(ServerImpl& s)
 
 LoopContext::~LoopContext() {
   std::vector<ServerConn*> all = all_conns();
-  for (ServerConn* c : all) delete c;
-  for (auto* c : graveyard) delete c;
+  for (ServerConn* c : all) ServerConn::destroy(c);
+  for (auto* c : graveyard) ServerConn::destroy(c);
   if (listen_fd >= 0) loop::close_fd(listen_fd);
 }
 
@@ -86,11 +88,11 @@ void LoopContext::on_io(uint32_t) {
     }
     std::string ip = peer_ip(peer);
     const bool admitted = admit(ip);
-    auto* c = new ServerConn(*this, server.next_id.fetch_add(1), std::move(peer), !admitted);
+    auto* c = ServerConn::create(*this, server.next_id.fetch_add(1), std::move(peer), !admitted);
     if (auto err = c->attach(fd, false)) {
       server.error("epoll add: " + err.message());
       if (admitted) server.release(c->ip());
-      delete c;
+      ServerConn::destroy(c);
       continue;
     }
     conns.insert(c);
@@ -164,7 +166,7 @@ void LoopContext::after_io() {
     if (c->attached()) c->flush();
   }
   flush_list.clear();
-  for (auto* c : graveyard) delete c;
+  for (auto* c : graveyard) ServerConn::destroy(c);
   graveyard.clear();
   if (stopping) maybe_finish_shutdown();
 }

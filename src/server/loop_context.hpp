@@ -26,6 +26,8 @@ class ServerConn;
 // "1.2.3.4:5678" -> "1.2.3.4", "[::1]:5678" -> "::1" (loop::accept_tcp's peer format).
 std::string peer_ip(std::string_view peer);
 
+struct ConnPool;
+
 struct LoopContext final : loop::IoHandler {
   explicit LoopContext(ServerImpl& server);
   ~LoopContext() override;
@@ -44,6 +46,7 @@ struct LoopContext final : loop::IoHandler {
   loop::EventLoop loop;
   int listen_fd = -1;
   protocol::SystemRandom rng;
+  std::unique_ptr<ConnPool> conn_pool;  // where ServerConn::create() makes connections
   protocol::NameTable names;    // request targets and subprotocols of this loop's connections
   ConnTable<ServerConn> conns;  // by connection id
   std::vector<ServerConn*> all_conns() const;

@@ -77,9 +77,10 @@ void MetricsListener::on_io(uint32_t) {
       }
       return;
     }
-    auto* c = new ServerConn(ctx_, ctx_.server.next_id.fetch_add(1), std::move(peer), false, true);
+    auto* c =
+        ServerConn::create(ctx_, ctx_.server.next_id.fetch_add(1), std::move(peer), false, true);
     if (c->attach(fd, false)) {
-      delete c;
+      ServerConn::destroy(c);
       continue;
     }
     ctx_.conns.insert(c);

@@ -62,10 +62,28 @@ ServerConn::ServerConn(LoopContext& ctx, uint64_t id, std::string peer, bool bus
                        bool metrics_only)
     : WsStream(metrics_only ? ctx.stream_config_metrics
                             : (busy ? ctx.stream_config_busy : ctx.stream_config)),
-      id_(id),
       peer_(peer),
       busy_(busy),
-      metrics_only_(metrics_only) {}
+      metrics_only_(metrics_only),
+      id_(id) {}
+
+ServerConn* ServerConn::create(LoopContext& ctx, uint64_t id, std::string peer, bool busy,
+                               bool metrics_only) {
+  void* p = ctx.conn_pool->allocate();
+  try {
+    return new (p) ServerConn(ctx, id, std::move(peer), busy, metrics_only);
+  } catch (...) {
+    ctx.conn_pool->release(p);
+    throw;
+  }
+}
+
+void ServerConn::destroy(ServerConn* c) {
+  if (c == nullptr) return;
+  ConnPool& pool = *c->context().conn_pool;
+  c->~ServerConn();
+  pool.release(c);
+}
 
 PeerAddress::PeerAddress(std::string_view peer) {
   const auto colon = peer.rfind(':');
@@ -97,8 +115,13 @@ std::string PeerAddress::ip() const {
 
 std::string PeerAddress::str() const {
   if (family_ == 0) return {};
-  const std::string port = std::to_string(port_);
-  return family_ == 6 ? "[" + ip() + "]:" + port : ip() + ":" + port;
+  std::string out;
+  if (family_ == 6) out.push_back('[');
+  out.append(ip());
+  if (family_ == 6) out.push_back(']');
+  out.push_back(':');
+  out.append(std::to_string(port_));
+  return out;
 }
 
 std::vector<std::string>& ServerConn::make_topics() {

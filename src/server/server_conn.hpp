@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "loop/slab_pool.hpp"
 #include "resume/session_store.hpp"
 #include "server/session_mirror.hpp"
 #include "stream/ws_stream.hpp"
@@ -40,6 +41,10 @@ class ServerConn final : public Connection, public WsStream {
   // `metrics_only`: accepted on ServerOptions::metrics_port: serves /metrics and /healthz,
   // refuses upgrades (404), is not counted against the limits nor in the loop's metrics.
   ServerConn(LoopContext& ctx, uint64_t id, std::string peer, bool busy, bool metrics_only = false);
+  // Made in and given back to the loop's ConnPool (no malloc header, exact size).
+  static ServerConn* create(LoopContext& ctx, uint64_t id, std::string peer, bool busy,
+                            bool metrics_only = false);
+  static void destroy(ServerConn* c);
 
   // tether::Connection's (which forwards here; not virtual)
   uint64_t id() const { return id_; }
@@ -105,7 +110,6 @@ class ServerConn final : public Connection, public WsStream {
   void trim_ext() {
     if (ext_ && ext_->empty()) ext_.reset();
   }
-  std::unique_ptr<Ext> ext_;
   resume::Session* session() const { return ext_ ? ext_->session : nullptr; }
   void set_session(resume::Session* s) {
     if (s != nullptr) {
@@ -116,20 +120,24 @@ class ServerConn final : public Connection, public WsStream {
     }
   }
 
-  uint64_t id_;
+  // Small fields first: they fill the stream's tail padding.
   PeerAddress peer_;
+  bool busy_ : 1 = false;
+  bool metrics_only_ : 1 = false;
+  bool opened_ : 1 = false;  // the application has seen on_open
+  bool resume_ : 1 = false;  // tether.resume.v1 negotiated
+  bool claiming_ : 1 = false;
 
  public:
-  ServerConn* table_next = nullptr;  // LoopContext::conns' chain (ConnTable)
-  bool in_flush_list = false;
-  bool retired = false;  // socket gone, deleted at the end of the loop iteration
+  bool in_flush_list : 1 = false;
+  bool retired : 1 = false;  // socket gone, deleted at the end of the loop iteration
 
  private:
-  bool busy_ = false;
-  bool metrics_only_ = false;
-  bool opened_ = false;  // the application has seen on_open
-  bool resume_ = false;  // tether.resume.v1 negotiated
-  bool claiming_ = false;
+  std::unique_ptr<Ext> ext_;
+  uint64_t id_;
 };
+
+// The loop's blocks for its connections.
+struct ConnPool : loop::SlabPool<sizeof(ServerConn), alignof(ServerConn)> {};
 
 }  // namespace tether::detail

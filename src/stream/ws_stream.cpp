@@ -51,10 +51,10 @@ WsStream::~WsStream() {
 
 ConnectionStats WsStream::stats() const {
   ConnectionStats s;
-  s.bytes_received = bytes_received_;
-  s.bytes_sent = bytes_sent_;
-  s.messages_received = messages_received_;
-  s.messages_sent = messages_sent_;
+  s.bytes_received = traffic_.get(TrafficCounters::bytes_received);
+  s.bytes_sent = traffic_.get(TrafficCounters::bytes_sent);
+  s.messages_received = traffic_.get(TrafficCounters::messages_received);
+  s.messages_sent = traffic_.get(TrafficCounters::messages_sent);
   if (was_open_) s.handshake_duration = std::chrono::microseconds(handshake_us_);
   if (attached_at_ != loop::TimePoint{}) s.age = loop().now() - attached_at_;
   return s;
@@ -107,7 +107,7 @@ SendStatus WsStream::send_message(std::string_view data, MessageType type) {
   proto_.send(type == MessageType::text ? codec::Opcode::text : codec::Opcode::binary,
               protocol::Connection::as_bytes(data));
   live_.message(loop().now());
-  ++messages_sent_;
+  traffic_.add(TrafficCounters::messages_sent, 1);
   config().counters->messages_sent.add();
   if (!in_io_) stream_schedule_flush();
   return proto_.out().size() > config().send_buffer_limit ? SendStatus::backpressure
@@ -168,7 +168,7 @@ void WsStream::read_some() {
     ssize_t n = ::recv(fd_, buf.data(), buf.size(), 0);
     if (n > 0) {
       live_.received(loop().now());  // any inbound byte is life
-      bytes_received_ += static_cast<uint64_t>(n);
+      traffic_.add(TrafficCounters::bytes_received, static_cast<uint64_t>(n));
       config().counters->bytes_received.add(static_cast<uint64_t>(n));
       if (tls_) {
         if (!receive_tls(static_cast<std::size_t>(n))) break;
@@ -227,7 +227,7 @@ long WsStream::write_some(std::span<const uint8_t> bytes, bool& blocked) {
   for (;;) {
     ssize_t n = ::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL);
     if (n >= 0) {
-      bytes_sent_ += static_cast<uint64_t>(n);
+      traffic_.add(TrafficCounters::bytes_sent, static_cast<uint64_t>(n));
       config().counters->bytes_sent.add(static_cast<uint64_t>(n));
       return n;
     }
@@ -334,7 +334,7 @@ void WsStream::on_open() {
 
 void WsStream::on_message(codec::Opcode type, std::span<const uint8_t> data) {
   live_.message(loop().now());
-  ++messages_received_;
+  traffic_.add(TrafficCounters::messages_received, 1);
   config().counters->messages_received.add();
   stream_message(type, data);
 }

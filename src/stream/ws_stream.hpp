@@ -49,7 +49,27 @@ struct StreamConfig {
 
 // The stream is its own timer (loop::TimerBase, 32 bytes): one wheel node per connection, no
 // callback context.
-class WsStream : public loop::IoHandler, public protocol::Handler, private loop::TimerBase {
+// One vtable pointer: protocol::Handler is also the loop's IoHandler.
+// Four 48-bit counters in 24 bytes (not 32): up to 2^48 - 1 each (256 TiB, or that many
+// messages), where they stop instead of wrapping.
+class TrafficCounters {
+ public:
+  enum Which : uint8_t { bytes_received, bytes_sent, messages_received, messages_sent };
+  static constexpr uint64_t kMax = (uint64_t{1} << 48) - 1;
+  uint64_t get(Which w) const { return (uint64_t{hi_[w]} << 32) | lo_[w]; }
+  void add(Which w, uint64_t n) {
+    const uint64_t v = get(w);
+    const uint64_t sum = n > kMax - v ? kMax : v + n;
+    lo_[w] = static_cast<uint32_t>(sum);
+    hi_[w] = static_cast<uint16_t>(sum >> 32);
+  }
+
+ private:
+  uint32_t lo_[4] = {};
+  uint16_t hi_[4] = {};
+};
+
+class WsStream : public protocol::Handler, private loop::TimerBase {
  public:
   // `config` is shared (one per server loop or client), not copied: it must outlive the
   // stream, and its `loop` is the stream's loop (config.protocol.rng: the client's mask keys).
@@ -75,7 +95,7 @@ class WsStream : public loop::IoHandler, public protocol::Handler, private loop:
   // An application message was queued by other means (a pre-encoded fan-out frame).
   void note_message_sent() {
     live_.message(loop().now());
-    ++messages_sent_;
+    traffic_.add(TrafficCounters::messages_sent, 1);
     config().counters->messages_sent.add();
   }
   // The owner's deadline (stream_deadline) may have moved earlier: re-arm if the timer would
@@ -143,25 +163,27 @@ class WsStream : public loop::IoHandler, public protocol::Handler, private loop:
   // tether_send_queue_bytes: moves the loop's gauge by this stream's change since last time.
   void report_queue();
 
+  // Laid out to pack: the flags sit in the liveness state's tail padding, the 32-bit fields
+  // last so that a derived class's small fields can use what follows them.
   protocol::Connection proto_;
-  liveness::State live_;
+  [[no_unique_address]] liveness::State live_;
+  bool connecting_ : 1 = false;
+  bool in_io_ : 1 = false;
+  bool want_write_ : 1 = false;
+  bool was_open_ : 1 = false;  // the upgrade completed (closes are counted apart from failed ones)
+  uint32_t ping_seq_ = 0;
   limits::RateState control_budget_;
-  static constexpr uint32_t kNoRtt = UINT32_MAX;
-  uint32_t rtt_us_ = kNoRtt;  // the last RTT sample in µs (up to 71 minutes); kNoRtt: none yet
   std::unique_ptr<tls::Session> tls_;
   // Metrics: config().counters (never null here) is the loop's or client's; this connection's
-  // own are 52 bytes: the traffic totals, when the socket came, how long the upgrade took, its
-  // share of the send-queue gauge.
-  uint64_t bytes_received_ = 0, bytes_sent_ = 0, messages_received_ = 0, messages_sent_ = 0;
+  // own are the traffic totals, when the socket came, how long the upgrade took, its share of
+  // the send-queue gauge.
+  TrafficCounters traffic_;
   loop::TimePoint attached_at_{};
   uint32_t queue_reported_ = 0;
   uint32_t handshake_us_ = 0;  // attach to open, in microseconds (bounded by handshake_timeout)
   int fd_ = -1;
-  uint32_t ping_seq_ = 0;
-  bool connecting_ = false;
-  bool in_io_ = false;
-  bool want_write_ = false;
-  bool was_open_ = false;  // the upgrade completed (closes are counted apart from failed ones)
+  static constexpr uint32_t kNoRtt = UINT32_MAX;
+  uint32_t rtt_us_ = kNoRtt;  // the last RTT sample in µs (up to 71 minutes); kNoRtt: none yet
 };
 
 }  // namespace tether::detail
