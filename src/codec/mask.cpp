@@ -34,7 +34,7 @@ void xor16(uint8_t* p, const Bytes16& k) {
 
 }  // namespace
 
-std::size_t apply_mask(uint8_t* data, std::size_t n, uint32_t mask_key, std::size_t offset) {
+std::size_t apply_mask_any(uint8_t* data, std::size_t n, uint32_t mask_key, std::size_t offset) {
   const std::size_t result = (offset + n) % 4;
   if (n == 0) return result;
 
