@@ -86,7 +86,9 @@ void LoopContext::on_io(uint32_t) {
       pause_accepting(now + std::chrono::milliseconds(100));
       return;
     }
-    std::string ip = peer_ip(peer);
+    // The same text the connection gives back on retire (ServerConn::ip()), so the per-address
+    // count is released under the key it was taken under.
+    std::string ip = PeerAddress(peer).ip();
     const bool admitted = admit(ip);
     auto* c = ServerConn::create(*this, server.next_id.fetch_add(1), std::move(peer), !admitted);
     if (auto err = c->attach(fd, false)) {

@@ -47,9 +47,6 @@ struct StreamConfig {
   loop::EventLoop* loop = nullptr;
 };
 
-// The stream is its own timer (loop::TimerBase, 32 bytes): one wheel node per connection, no
-// callback context.
-// One vtable pointer: protocol::Handler is also the loop's IoHandler.
 // Four 48-bit counters in 24 bytes (not 32): up to 2^48 - 1 each (256 TiB, or that many
 // messages), where they stop instead of wrapping.
 class TrafficCounters {
@@ -69,6 +66,8 @@ class TrafficCounters {
   uint16_t hi_[4] = {};
 };
 
+// The stream is its own timer (loop::TimerBase, 32 bytes): one wheel node per connection, no
+// callback context. One vtable pointer: protocol::Handler is also the loop's IoHandler.
 class WsStream : public protocol::Handler, private loop::TimerBase {
  public:
   // `config` is shared (one per server loop or client), not copied: it must outlive the
