@@ -88,6 +88,7 @@ class TimerWheel {
   // never again within the current one, so a callback re-arming itself cannot loop forever.
   void schedule(TimerBase& t, TimePoint deadline);
   void schedule(Timer& t, TimePoint deadline) {
+    if (t.wheel_ != nullptr && t.wheel_ != this) t.wheel_->cancel(t);  // moving between wheels
     t.deadline_ = deadline;
     t.wheel_ = this;
     schedule(static_cast<TimerBase&>(t), deadline);

@@ -115,6 +115,47 @@ TEST_F(TimerWheelTest, CancelAndDestructorCancel) {
   EXPECT_EQ(c.fired, 0);
 }
 
+TEST_F(TimerWheelTest, ATimerMovedToAnotherWheelLeavesTheFirst) {
+  TimerWheel other(start, milliseconds(10));
+  Counter c;
+  Timer t(count_cb, &c);
+  wheel.schedule(t, start + milliseconds(50));
+  other.schedule(t, start + milliseconds(70));
+  EXPECT_TRUE(wheel.empty());
+  EXPECT_EQ(wheel.next_wakeup(), TimePoint::max());
+  EXPECT_FALSE(other.empty());
+  EXPECT_EQ(wheel.advance(start + hours(1)), 0u);
+  EXPECT_EQ(other.advance(start + milliseconds(70)), 1u);
+  EXPECT_EQ(c.fired, 1);
+  EXPECT_TRUE(other.empty());
+}
+
+// The node without context (what a connection uses): it fires through its function pointer
+// and the owner finds itself from the node; destroyed armed, it unlinks itself.
+TEST_F(TimerWheelTest, BareNodeFiresItsFunctionAndUnlinksOnDestruction) {
+  struct Owner : tether::loop::TimerBase {
+    Owner() : TimerBase([](TimerBase& b) { ++static_cast<Owner&>(b).fired; }) {}
+    int fired = 0;
+  };
+  Owner o;
+  wheel.schedule(o, start + milliseconds(30));
+  EXPECT_TRUE(o.armed());
+  EXPECT_FALSE(wheel.fires_after(o, start + milliseconds(30)));  // same tick: no earlier
+  EXPECT_TRUE(wheel.fires_after(o, start + milliseconds(10)));
+  EXPECT_EQ(wheel.advance(start + milliseconds(30)), 1u);
+  EXPECT_EQ(o.fired, 1);
+  EXPECT_FALSE(o.armed());
+  {
+    Owner gone;
+    wheel.schedule(gone, start + milliseconds(60));
+    wheel.schedule(o, start + milliseconds(60));
+    wheel.cancel(gone);
+  }
+  EXPECT_EQ(wheel.size(), 1u);
+  EXPECT_EQ(wheel.advance(start + milliseconds(60)), 1u);
+  EXPECT_EQ(o.fired, 2);
+}
+
 TEST_F(TimerWheelTest, RescheduleMovesDeadline) {
   Counter c;
   Timer t(count_cb, &c);
