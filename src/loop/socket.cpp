@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstring>
 #include <memory>
 #include <vector>
 
@@ -67,23 +68,6 @@ bool set_int_opt(int fd, int level, int opt, int value) {
   return setsockopt(fd, level, opt, &value, sizeof value) == 0;
 }
 
-std::string format_address(const sockaddr_storage& ss) {
-  char ip[INET6_ADDRSTRLEN] = {};
-  if (ss.ss_family == AF_INET) {
-    const auto& sin = reinterpret_cast<const sockaddr_in&>(ss);
-    inet_ntop(AF_INET, &sin.sin_addr, ip, sizeof ip);
-    return std::string(ip) + ":" + std::to_string(ntohs(sin.sin_port));
-  }
-  if (ss.ss_family == AF_INET6) {
-    const auto& sin6 = reinterpret_cast<const sockaddr_in6&>(ss);
-    inet_ntop(AF_INET6, &sin6.sin6_addr, ip, sizeof ip);
-    std::string out = "[";
-    out.append(ip).append("]:").append(std::to_string(ntohs(sin6.sin6_port)));
-    return out;
-  }
-  return {};
-}
-
 }  // namespace
 
 int listen_tcp(const ListenOptions& opts, std::error_code& ec) {
@@ -112,7 +96,40 @@ int listen_tcp(const ListenOptions& opts, std::error_code& ec) {
   return -1;
 }
 
-int accept_tcp(int listen_fd, std::string& peer, std::error_code& ec) {
+PeerAddress::PeerAddress(const sockaddr_storage& ss) {
+  if (ss.ss_family == AF_INET) {
+    const auto& sin = reinterpret_cast<const sockaddr_in&>(ss);
+    std::memcpy(addr_, &sin.sin_addr, 4);
+    port_ = ntohs(sin.sin_port);
+    family_ = 4;
+  } else if (ss.ss_family == AF_INET6) {
+    const auto& sin6 = reinterpret_cast<const sockaddr_in6&>(ss);
+    std::memcpy(addr_, &sin6.sin6_addr, 16);
+    port_ = ntohs(sin6.sin6_port);
+    family_ = 6;
+  }
+}
+
+std::string PeerAddress::ip() const {
+  char buf[INET6_ADDRSTRLEN] = {};
+  if (family_ == 0 ||
+      inet_ntop(family_ == 4 ? AF_INET : AF_INET6, addr_, buf, sizeof buf) == nullptr)
+    return {};
+  return buf;
+}
+
+std::string PeerAddress::str() const {
+  if (family_ == 0) return {};
+  std::string out;
+  if (family_ == 6) out.push_back('[');
+  out.append(ip());
+  if (family_ == 6) out.push_back(']');
+  out.push_back(':');
+  out.append(std::to_string(port_));
+  return out;
+}
+
+int accept_tcp(int listen_fd, PeerAddress& peer, std::error_code& ec) {
   ec.clear();
   sockaddr_storage ss{};
   socklen_t len = sizeof ss;
@@ -127,7 +144,7 @@ int accept_tcp(int listen_fd, std::string& peer, std::error_code& ec) {
     return -1;
   }
   set_nodelay(fd, true);
-  peer = format_address(ss);
+  peer = PeerAddress(ss);
   return fd;
 }
 
@@ -187,7 +204,7 @@ std::string peer_address(int fd) {
   sockaddr_storage ss{};
   socklen_t len = sizeof ss;
   if (getpeername(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) return {};
-  return format_address(ss);
+  return PeerAddress(ss).str();
 }
 
 void set_nodelay(int fd, bool on) { set_int_opt(fd, IPPROTO_TCP, TCP_NODELAY, on ? 1 : 0); }

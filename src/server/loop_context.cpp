@@ -9,14 +9,6 @@
 
 namespace tether::detail {
 
-std::string peer_ip(std::string_view peer) {
-  auto colon = peer.rfind(':');
-  std::string_view host = colon == std::string_view::npos ? peer : peer.substr(0, colon);
-  if (host.size() >= 2 && host.front() == '[' && host.back() == ']')
-    host = host.substr(1, host.size() - 2);
-  return std::string(host);
-}
-
 LoopContext::LoopContext(ServerImpl& s)
     : server(s),
       conn_pool(std::make_unique<ConnPool>()),
@@ -74,7 +66,7 @@ void LoopContext::on_io(uint32_t) {
       pause_accepting(accept_budget.next_token(now));
       return;
     }
-    std::string peer;
+    loop::PeerAddress peer;
     std::error_code ec;
     int fd = loop::accept_tcp(listen_fd, peer, ec);
     if (fd < 0) {
@@ -88,9 +80,8 @@ void LoopContext::on_io(uint32_t) {
     }
     // The same text the connection gives back on retire (ServerConn::ip()), so the per-address
     // count is released under the key it was taken under.
-    std::string ip = PeerAddress(peer).ip();
-    const bool admitted = admit(ip);
-    auto* c = ServerConn::create(*this, server.next_id.fetch_add(1), std::move(peer), !admitted);
+    const bool admitted = admit(peer.ip());
+    auto* c = ServerConn::create(*this, server.next_id.fetch_add(1), peer, !admitted);
     if (auto err = c->attach(fd, false)) {
       server.error("epoll add: " + err.message());
       if (admitted) server.release(c->ip());

@@ -23,9 +23,6 @@ namespace tether::detail {
 
 class ServerConn;
 
-// "1.2.3.4:5678" -> "1.2.3.4", "[::1]:5678" -> "::1" (loop::accept_tcp's peer format).
-std::string peer_ip(std::string_view peer);
-
 struct ConnPool;
 
 struct LoopContext final : loop::IoHandler {

@@ -64,7 +64,7 @@ void MetricsListener::on_io(uint32_t) {
     return;
   }
   for (int i = 0; i < 16 && fd_ >= 0; ++i) {
-    std::string peer;
+    loop::PeerAddress peer;
     std::error_code ec;
     const int fd = loop::accept_tcp(fd_, peer, ec);
     if (fd < 0) {
@@ -77,8 +77,7 @@ void MetricsListener::on_io(uint32_t) {
       }
       return;
     }
-    auto* c =
-        ServerConn::create(ctx_, ctx_.server.next_id.fetch_add(1), std::move(peer), false, true);
+    auto* c = ServerConn::create(ctx_, ctx_.server.next_id.fetch_add(1), peer, false, true);
     if (c->attach(fd, false)) {
       ServerConn::destroy(c);
       continue;

@@ -1,7 +1,5 @@
 #include "server/server_conn.hpp"
 
-#include <arpa/inet.h>
-
 #include <ctime>
 
 #include "metrics/exposition.hpp"
@@ -58,7 +56,7 @@ StreamConfig make_stream_config(LoopContext& ctx, bool busy, bool metrics_only) 
   return c;
 }
 
-ServerConn::ServerConn(LoopContext& ctx, uint64_t id, std::string peer, bool busy,
+ServerConn::ServerConn(LoopContext& ctx, uint64_t id, const loop::PeerAddress& peer, bool busy,
                        bool metrics_only)
     : WsStream(metrics_only ? ctx.stream_config_metrics
                             : (busy ? ctx.stream_config_busy : ctx.stream_config)),
@@ -67,11 +65,11 @@ ServerConn::ServerConn(LoopContext& ctx, uint64_t id, std::string peer, bool bus
       metrics_only_(metrics_only),
       id_(id) {}
 
-ServerConn* ServerConn::create(LoopContext& ctx, uint64_t id, std::string peer, bool busy,
-                               bool metrics_only) {
+ServerConn* ServerConn::create(LoopContext& ctx, uint64_t id, const loop::PeerAddress& peer,
+                               bool busy, bool metrics_only) {
   void* p = ctx.conn_pool->allocate();
   try {
-    return new (p) ServerConn(ctx, id, std::move(peer), busy, metrics_only);
+    return new (p) ServerConn(ctx, id, peer, busy, metrics_only);
   } catch (...) {
     ctx.conn_pool->release(p);
     throw;
@@ -83,45 +81,6 @@ void ServerConn::destroy(ServerConn* c) {
   ConnPool& pool = *c->context().conn_pool;
   c->~ServerConn();
   pool.release(c);
-}
-
-PeerAddress::PeerAddress(std::string_view peer) {
-  const auto colon = peer.rfind(':');
-  if (colon == std::string_view::npos) return;
-  const std::string host = peer_ip(peer);
-  unsigned port = 0;
-  for (char ch : peer.substr(colon + 1)) {
-    if (ch < '0' || ch > '9' || port > 65535) return;
-    port = port * 10 + static_cast<unsigned>(ch - '0');
-  }
-  if (port > 65535) return;
-  if (inet_pton(AF_INET, host.c_str(), addr_) == 1) {
-    family_ = 4;
-  } else if (inet_pton(AF_INET6, host.c_str(), addr_) == 1) {
-    family_ = 6;
-  } else {
-    return;
-  }
-  port_ = static_cast<uint16_t>(port);
-}
-
-std::string PeerAddress::ip() const {
-  char buf[INET6_ADDRSTRLEN] = {};
-  if (family_ == 0 ||
-      inet_ntop(family_ == 4 ? AF_INET : AF_INET6, addr_, buf, sizeof buf) == nullptr)
-    return {};
-  return buf;
-}
-
-std::string PeerAddress::str() const {
-  if (family_ == 0) return {};
-  std::string out;
-  if (family_ == 6) out.push_back('[');
-  out.append(ip());
-  if (family_ == 6) out.push_back(']');
-  out.push_back(':');
-  out.append(std::to_string(port_));
-  return out;
 }
 
 std::vector<std::string>& ServerConn::make_topics() {

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "loop/slab_pool.hpp"
+#include "loop/socket.hpp"
 #include "resume/session_store.hpp"
 #include "server/session_mirror.hpp"
 #include "stream/ws_stream.hpp"
@@ -14,22 +15,6 @@
 namespace tether::detail {
 
 struct LoopContext;
-
-// A peer's address and port in 19 bytes (not a 32-byte string per connection): IPv4 in the first
-// 4 bytes, or IPv6. Anything else accept() could give (a Unix socket's path) is kept as the
-// empty address.
-class PeerAddress {
- public:
-  PeerAddress() = default;
-  explicit PeerAddress(std::string_view peer);  // "1.2.3.4:80", "[::1]:80"
-  std::string str() const;                      // the same text back
-  std::string ip() const;                       // without the port (and brackets)
-
- private:
-  uint8_t addr_[16] = {};
-  uint16_t port_ = 0;
-  uint8_t family_ = 0;  // 4, 6, or 0 (unknown)
-};
 
 // The configuration every connection of a loop shares (LoopContext keeps the three kinds):
 // `busy` answers 503, `metrics_only` serves only /metrics and /healthz.
@@ -40,9 +25,10 @@ class ServerConn final : public Connection, public WsStream {
   // `busy`: over a connection limit; the handshake will be answered 503.
   // `metrics_only`: accepted on ServerOptions::metrics_port: serves /metrics and /healthz,
   // refuses upgrades (404), is not counted against the limits nor in the loop's metrics.
-  ServerConn(LoopContext& ctx, uint64_t id, std::string peer, bool busy, bool metrics_only = false);
+  ServerConn(LoopContext& ctx, uint64_t id, const loop::PeerAddress& peer, bool busy,
+             bool metrics_only = false);
   // Made in and given back to the loop's ConnPool (no malloc header, exact size).
-  static ServerConn* create(LoopContext& ctx, uint64_t id, std::string peer, bool busy,
+  static ServerConn* create(LoopContext& ctx, uint64_t id, const loop::PeerAddress& peer, bool busy,
                             bool metrics_only = false);
   static void destroy(ServerConn* c);
 
@@ -121,7 +107,7 @@ class ServerConn final : public Connection, public WsStream {
   }
 
   // Small fields first: they fill the stream's tail padding.
-  PeerAddress peer_;
+  loop::PeerAddress peer_;
   bool busy_ : 1 = false;
   bool metrics_only_ : 1 = false;
   bool opened_ : 1 = false;  // the application has seen on_open

@@ -11,6 +11,9 @@
 
 #include "loop/socket.hpp"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
 namespace tether::loop {
 namespace {
 
@@ -38,7 +41,8 @@ class Fd {
 
 struct Connected {
   Fd listener, client, server;
-  std::string accepted_peer;
+  PeerAddress accepted;
+  std::string accepted_peer;  // accepted.str()
 };
 
 // Listens on `listen_host`, connects to it by `connect_host` and accepts (fatal gtest failures
@@ -55,8 +59,9 @@ void connect_pair(const std::string& listen_host, Connected& c,
   ASSERT_TRUE(wait_for(c.client.get(), POLLOUT));
   EXPECT_FALSE(connect_result(c.client.get()));
   ASSERT_TRUE(wait_for(c.listener.get(), POLLIN));
-  c.server.reset(accept_tcp(c.listener.get(), c.accepted_peer, ec));
+  c.server.reset(accept_tcp(c.listener.get(), c.accepted, ec));
   ASSERT_GE(c.server.get(), 0) << ec.message();
+  c.accepted_peer = c.accepted.str();
 }
 
 TEST(Socket, ListenConnectAcceptExchange) {
@@ -65,6 +70,7 @@ TEST(Socket, ListenConnectAcceptExchange) {
   if (HasFatalFailure()) return;
   const uint16_t client_port = local_port(c.client.get());
   EXPECT_EQ(c.accepted_peer, "127.0.0.1:" + std::to_string(client_port));
+  EXPECT_EQ(c.accepted.ip(), "127.0.0.1");
   EXPECT_EQ(peer_address(c.server.get()), c.accepted_peer);
   EXPECT_EQ(peer_address(c.client.get()),
             "127.0.0.1:" + std::to_string(local_port(c.listener.get())));
@@ -104,7 +110,7 @@ TEST(Socket, AcceptWithNothingPendingWouldBlock) {
   std::error_code ec;
   Fd listener(listen_tcp(ListenOptions{}, ec));
   ASSERT_GE(listener.get(), 0) << ec.message();
-  std::string peer;
+  PeerAddress peer;
   EXPECT_EQ(accept_tcp(listener.get(), peer, ec), -1);
   EXPECT_EQ(ec, std::errc::operation_would_block);
 }
@@ -164,7 +170,48 @@ TEST(Socket, Ipv6LoopbackFormatting) {
   connect_pair("::1", c);
   if (HasFatalFailure()) return;
   EXPECT_EQ(c.accepted_peer, "[::1]:" + std::to_string(local_port(c.client.get())));
+  EXPECT_EQ(c.accepted.ip(), "::1");
   EXPECT_EQ(peer_address(c.client.get()), "[::1]:" + std::to_string(local_port(c.listener.get())));
+}
+
+// The binary form a server keeps per connection prints back as accept's text did.
+sockaddr_storage make_addr(int family, const char* ip, uint16_t port) {
+  sockaddr_storage ss{};
+  if (family == AF_INET) {
+    auto& sin = reinterpret_cast<sockaddr_in&>(ss);
+    sin.sin_family = AF_INET;
+    sin.sin_port = htons(port);
+    EXPECT_EQ(inet_pton(AF_INET, ip, &sin.sin_addr), 1);
+  } else if (family == AF_INET6) {
+    auto& sin6 = reinterpret_cast<sockaddr_in6&>(ss);
+    sin6.sin6_family = AF_INET6;
+    sin6.sin6_port = htons(port);
+    EXPECT_EQ(inet_pton(AF_INET6, ip, &sin6.sin6_addr), 1);
+  } else {
+    ss.ss_family = static_cast<sa_family_t>(family);
+  }
+  return ss;
+}
+
+TEST(PeerAddress, Ipv4AndIpv6PrintAsAcceptedText) {
+  const PeerAddress v4(make_addr(AF_INET, "127.0.0.1", 50312));
+  EXPECT_EQ(v4.str(), "127.0.0.1:50312");
+  EXPECT_EQ(v4.ip(), "127.0.0.1");
+  const PeerAddress v6(make_addr(AF_INET6, "2001:db8::1", 443));
+  EXPECT_EQ(v6.str(), "[2001:db8::1]:443");
+  EXPECT_EQ(v6.ip(), "2001:db8::1");
+  EXPECT_EQ(PeerAddress(make_addr(AF_INET6, "::1", 0)).str(), "[::1]:0");
+  EXPECT_EQ(PeerAddress(make_addr(AF_INET6, "::ffff:1.2.3.4", 80)).str(), "[::ffff:1.2.3.4]:80");
+  EXPECT_EQ(PeerAddress(make_addr(AF_INET, "10.0.0.255", 65535)).str(), "10.0.0.255:65535");
+}
+
+TEST(PeerAddress, OtherFamiliesAreEmpty) {
+  for (int family : {AF_UNIX, AF_UNSPEC}) {
+    const PeerAddress p(make_addr(family, nullptr, 0));
+    EXPECT_EQ(p.str(), "") << family;
+    EXPECT_EQ(p.ip(), "") << family;
+  }
+  EXPECT_EQ(PeerAddress().str(), "");
 }
 
 }  // namespace
