@@ -161,17 +161,26 @@ async function main() {
     }, 8000);
     await ann.screenshot({ path: path.join(artifacts, 'chat-before-restart.png') });
 
-    // 2. restart while ann keeps sending
-    await evalIn(ann, 'start sending', () => {
+    // 2. restart while ann keeps sending. At most MAX_TICKS: the room's history keeps the last
+    // 100 messages (ChatServer::history_limit), and bob, reconnecting to the restarted server
+    // up to ~10 s after the kill (the server paces reconnects), sees what he missed only
+    // through that history; more ticks than it holds would push the oldest out before he
+    // rejoins, whatever the delivery guarantees.
+    const MAX_TICKS = 80;
+    await evalIn(ann, 'start sending', (max) => {
       window.__n = 0;
       window.__timer = setInterval(() => {
+        if (window.__n >= max) {
+          clearInterval(window.__timer);
+          return;
+        }
         document.getElementById('text').value = `tick ${++window.__n}`;
         document.getElementById('say').requestSubmit();
       }, 100);
       window.__states = [];
       new MutationObserver(() => window.__states.push(document.getElementById('status').dataset.state))
         .observe(document.getElementById('status'), { attributes: true, childList: true });
-    });
+    }, MAX_TICKS);
     await c.sleep(300);
     const exited = c.waitExit(server.proc, 6000);
     server.proc.kill('SIGTERM');
