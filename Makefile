@@ -54,20 +54,21 @@ demo: build
 fuzz: deps
 	scripts/fuzz.sh $(FUZZ_SECONDS)
 
-# Every script-owned section of docs/bench.md and its charts, in one go (~20-25 min on 2 CPUs):
+# Every script-owned section of docs/bench.md and its charts, in one go (~30 min on 2 CPUs):
 #   1. bench/compare.py (BENCH_FLAGS): tether, Boost.Beast, websocketpp, libwebsockets, Node ws and
-#      a raw TCP echo ceiling, workloads W1-W4, 3 interleaved rounds (~10 min); section `compare`
+#      a raw TCP echo ceiling, workloads W1-W4, 5 interleaved rounds, tether and raw TCP back to back in each (~17 min); section `compare`
 #      and the charts in $(BENCH_CHARTS)/;
 #   2. bench/idle.sh (IDLE_FLAGS): 10,000 idle connections with heartbeats at 1 s and 25 s, plus the
-#      same ping rate as 50,000 connections at 1 s from 10,000 at 200 ms (~3-4 min); section `idle`;
+#      same ping rate as 50,000 connections at 1 s from 10,000 at 200 ms, and the raw TCP floor
+#      (bench/peers/raw_heartbeat) for the 1 s and 200 ms runs (~4-5 min); section `idle`;
 #   3. bench/fanout.sh (FANOUT_FLAGS): W6/W7 fan-out to 5,000 subscribers, plain, TLS and
 #      permessage-deflate, tether vs Node ws, 3 rounds (~7 min); section `fanout`.
 # A runner that fails does not stop the others; make then exits non-zero. Shorter:
 #   make bench BENCH_FLAGS="--duration 2 --rounds 1" IDLE_FLAGS="--intervals 1s --rate-equivalent 50000" \
 #     FANOUT_FLAGS="--rounds 1 --duration 5"
 # BENCH_OUT / BENCH_CHARTS write elsewhere (e.g. a copy of the page, for trying the runners out).
-BENCH_FLAGS ?= --rounds 3 --duration 4
-IDLE_FLAGS ?= --rounds 1 --rate-equivalent 50000
+BENCH_FLAGS ?= --rounds 5 --duration 4
+IDLE_FLAGS ?= --rounds 1 --rate-equivalent 50000 --floor
 FANOUT_FLAGS ?= --rounds 3 --duration 10
 BENCH_OUT ?= docs/bench.md
 BENCH_CHARTS ?= docs/bench

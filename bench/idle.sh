@@ -2,7 +2,7 @@
 # bench/idle.sh: what a tether server spends on idle WebSocket connections with heartbeats.
 #
 #   bench/idle.sh [--connections 10000] [--intervals "1s 25s"] [--window 10] [--settle 2]
-#                 [--with-50k] [--rate-equivalent 50000] [--rounds 1]
+#                 [--with-50k] [--rate-equivalent 50000] [--floor] [--rounds 1]
 #                 [--syscalls auto|perf|strace|none] [--syscall-seconds 5] [--build build]
 #                 [--out docs/bench.md]
 #
@@ -34,6 +34,11 @@
 # connections cost: a bigger timer wheel and epoll set, more memory touched per round of pings),
 # and judges the CPU target on it only when no real 50,000-connection 1 s run was made.
 #
+# --floor runs the raw TCP floor after each 1 s run and the proxy run: bench/peers/raw_heartbeat in
+# tether's place (the same 16-byte pings every I per connection and the same client's 20-byte
+# pongs, with no WebSocket code: what the kernel alone charges for that traffic). The table shows
+# it under tether's row and the CPU target line gives tether's ratio to it.
+#
 # Prints a markdown report on stdout, details on stderr; checks that every connection opened,
 # none closed early (no heartbeat timeouts) and the server logged no errors. --out FILE
 # rewrites the `idle` section of FILE (between <!-- idle begin --> and <!-- idle end -->,
@@ -60,7 +65,7 @@ calc() { awk -v CONVFMT=%.6f -v OFMT=%.6f "BEGIN { printf \"%s\", ($1) }"; }  # 
 fmt() { awk "BEGIN { printf \"$1\", ($2) }"; }  # fmt '%.2f' EXPR: formatted
 
 connections=10000 intervals="1s 25s" window=10 settle=2 with_large=0 rounds=1
-syscalls=auto syscall_s=5 rate_eq=0 out="" build_dir=build
+syscalls=auto syscall_s=5 rate_eq=0 out="" build_dir=build floor=0
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --rate-equivalent) rate_eq=${2:?--rate-equivalent needs a value}; shift 2 ;;
@@ -71,6 +76,7 @@ while [[ $# -gt 0 ]]; do
     --window) window=${2:?--window needs a value}; shift 2 ;;
     --settle) settle=${2:?--settle needs a value}; shift 2 ;;
     --with-50k) with_large=1; shift ;;
+    --floor) floor=1; shift ;;
     --rounds) rounds=${2:?--rounds needs a value}; shift 2 ;;
     --syscalls) syscalls=${2:?--syscalls needs a value}; shift 2 ;;
     --syscall-seconds) syscall_s=${2:?--syscall-seconds needs a value}; shift 2 ;;
@@ -119,11 +125,13 @@ repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$repo"
 TETHER_BIN=${TETHER_BIN:-$build_dir/tether}
 IDLE_BIN=${IDLE_BIN:-$build_dir/bench/idle_conns}
+FLOOR_BIN=${FLOOR_BIN:-$build_dir/bench/raw_heartbeat}
 SERVER_CPU=${SERVER_CPU:-0}
 CLIENT_CPU=${CLIENT_CPU:-1}
 hint="build: cmake -S . -B $build_dir -DTETHER_BUILD_BENCH=ON && cmake --build $build_dir -j"
 [[ -x $TETHER_BIN ]] || die "$TETHER_BIN not found ($hint)"
 [[ -x $IDLE_BIN ]] || die "$IDLE_BIN not found ($hint)"
+(( ! floor )) || [[ -x $FLOOR_BIN ]] || die "$FLOOR_BIN not found ($hint; it needs OpenSSL)"
 for tool in taskset timeout ss awk; do
   command -v "$tool" >/dev/null 2>&1 || die "'$tool' is needed"
 done
@@ -212,6 +220,7 @@ fail() { keep_work=1; die "$*"; }
 mkdir "$work/bin"
 cp -p "$TETHER_BIN" "$work/bin/tether" || fail "cannot copy $TETHER_BIN"
 cp -p "$IDLE_BIN" "$work/bin/idle_conns" || fail "cannot copy $IDLE_BIN"
+if (( floor )); then cp -p "$FLOOR_BIN" "$work/bin/raw_heartbeat" || fail "cannot copy $FLOOR_BIN"; fi
 # The commit the report names: TETHER_COMMIT when the binaries come from elsewhere.
 if [[ -n ${TETHER_COMMIT:-} ]]; then
   commit=$TETHER_COMMIT
@@ -234,7 +243,7 @@ if [[ -r $cache ]]; then
     build_info+="${build_info:+, }$("$cxx" --version 2>/dev/null | head -1)"
   fi
 fi
-TETHER_BIN=$work/bin/tether IDLE_BIN=$work/bin/idle_conns
+TETHER_BIN=$work/bin/tether IDLE_BIN=$work/bin/idle_conns FLOOR_BIN=$work/bin/raw_heartbeat
 
 # ---- samplers
 cpu_ticks() {  # "utime stime" of a process, all threads (fields 14, 15 of /proc/PID/stat)
@@ -249,7 +258,7 @@ cpu_line() {  # "busy total" ticks of one CPU from /proc/stat (busy: all but idl
   awk -v c="cpu$1" '$1 == c { t = 0; for (i = 2; i <= NF; i++) t += $i; print t - $5 - $6, t }' /proc/stat
 }
 sched_ns() {  # on-CPU time in ns summed over the threads (schedstat): a finer cross-check
-  cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{ s += $1 } END { printf "%d", s }'
+  cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{ s += $1 } END { printf "%.0f", s }'  # %d would stop at 2^31 in mawk
 }
 rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
 now() { echo "$EPOCHREALTIME"; }
@@ -325,23 +334,28 @@ noisy=()
 all_problems=()
 results_ok=1
 run_one() {
-  local n=$1 interval=$2 tag="r$round-$1-$2"
+  local n=$1 interval=$2 kind=${3:-tether} tag="r$round-$1-$2-${3:-tether}"
   local isec win sc_win hold
   isec=$(interval_seconds "$interval")
   # Both windows span at least one full ping interval: connections that opened together ping
   # together, so a shorter window could fall between two bursts.
   win=$(calc "($isec > $window) ? int($isec + 0.999) : $window")
   sc_win=$(calc "($isec > $syscall_s) ? int($isec + 0.999) : $syscall_s")
+  [[ $kind == floor ]] && sc_win=0  # the floor's syscalls are not counted
   hold=$(( settle + win + sc_win + 15 ))   # 15 s: ss dumps and slack
   local sout="$work/server-$tag.out" serr="$work/server-$tag.err"
   local cout="$work/client-$tag.out" cerr="$work/client-$tag.err"
 
-  log "---- round $round: $n connections, server ping interval $interval (window ${win} s, hold ${hold} s)"
+  log "---- round $round: $n connections, $([[ $kind == floor ]] && echo "raw TCP floor (raw_heartbeat)" || echo server) ping interval $interval (window ${win} s, hold ${hold} s)"
   # Fresh files: the server's redirection happens in the background job, and a file left from
   # an earlier run would show an old `listening` line (and port) until then.
   rm -f "$sout" "$serr" "$cout" "$cerr"
-  "${server_pin[@]}" "$TETHER_BIN" serve --host 127.0.0.1 --port 0 --mode echo \
-    --ping-interval "$interval" --ping-timeout "$PING_TIMEOUT" --log-level warn >"$sout" 2>"$serr" &
+  if [[ $kind == floor ]]; then
+    "${server_pin[@]}" "$FLOOR_BIN" --port 0 --ping-interval "$interval" >"$sout" 2>"$serr" &
+  else
+    "${server_pin[@]}" "$TETHER_BIN" serve --host 127.0.0.1 --port 0 --mode echo \
+      --ping-interval "$interval" --ping-timeout "$PING_TIMEOUT" --log-level warn >"$sout" 2>"$serr" &
+  fi
   server_pid=$!
   wait_for_line "$sout" '^listening ws://' "$LISTEN_WAIT_S" "$server_pid" ||
     fail "the server did not print 'listening' within ${LISTEN_WAIT_S} s (stderr: $serr)"
@@ -393,7 +407,7 @@ run_one() {
   # its length; strace slows the server down, so its pings are counted directly (ss before and
   # after: a slight overcount, the dumps take a moment).
   local sc_before="" sc_after="" sc=""
-  if [[ $syscalls != none ]]; then
+  if [[ $syscalls != none && $kind != floor ]]; then
     [[ $syscalls == strace ]] && { sc_before=$(ss_sums "$port") || fail "ss failed"; }
     sc=$(count_syscalls "$server_pid" "$sc_win" "$work/syscalls-$tag.txt")
     [[ $syscalls == strace ]] && { sc_after=$(ss_sums "$port") || fail "ss failed"; }
@@ -507,8 +521,17 @@ run_one() {
     log "checks passed: all $n opened, none closed early, rates as expected, server stderr empty"
   fi
 
-  rows+=("| $round | $(fmt_int "$n") | $interval | $(calc "sprintf(\"%.1f%%\", $cpu_pct)") | $(fmt '%.1f%%' "$user_pct") / $(fmt '%.1f%%' "$sys_pct") | $(fmt_int "$rss_per") B ($(fmt_int "$rss_idle_per") B) | $(fmt_int "$pings") ($(fmt_int "$expect")) | $(calc "sprintf(\"%.2f\", $us_per_ping)") | $sc_per_ping |")
   local key="$n $interval"
+  if [[ $kind == floor ]]; then
+    rows+=("| $round | $(fmt_int "$n") | $interval, raw TCP floor | $(calc "sprintf(\"%.1f%%\", $cpu_pct)") | $(fmt '%.1f%%' "$user_pct") / $(fmt '%.1f%%' "$sys_pct") | — | $(fmt_int "$pings") ($(fmt_int "$expect")) | $(calc "sprintf(\"%.2f\", $us_per_ping)") | n/a |")
+    floor_cpu_of[$key]+="$cpu_pct "
+    floor_user_of[$key]+="$user_pct "
+    floor_sys_of[$key]+="$sys_pct "
+    floor_ping_of[$key]+="$pings "
+    floor_us_of[$key]+="$us_per_ping "
+    return 0
+  fi
+  rows+=("| $round | $(fmt_int "$n") | $interval | $(calc "sprintf(\"%.1f%%\", $cpu_pct)") | $(fmt '%.1f%%' "$user_pct") / $(fmt '%.1f%%' "$sys_pct") | $(fmt_int "$rss_per") B ($(fmt_int "$rss_idle_per") B) | $(fmt_int "$pings") ($(fmt_int "$expect")) | $(calc "sprintf(\"%.2f\", $us_per_ping)") | $sc_per_ping |")
   [[ -n ${cpu_of[$key]:-} ]] || keys+=("$key")
   cpu_of[$key]+="$cpu_pct "
   user_of[$key]+="$user_pct "
@@ -531,6 +554,7 @@ busy=$(machine_busy)
 (( busy > 10 )) && log "WARNING: the machine was $busy% busy in the second before the runs; figures will be noisy"
 log "server on CPU $SERVER_CPU, idle_conns on CPU $CLIENT_CPU; syscall counting: $syscalls; logs in $work"
 declare -A cpu_of=() user_of=() sys_of=() rss_of=() rss_idle_of=() ping_of=() us_of=() sc_of=() expect_of=()
+declare -A floor_cpu_of=() floor_user_of=() floor_sys_of=() floor_ping_of=() floor_us_of=()
 keys=()
 proxy_key=""
 [[ -n $eq_interval ]] && proxy_key="$connections $eq_interval"
@@ -539,12 +563,21 @@ for (( round = 1; round <= rounds; ++round )); do
     for i in $intervals; do
       run_one "$n" "$i"
       sleep 1
+      # --floor: the raw TCP floor right after tether, for the target's 1 s interval.
+      if (( floor )) && [[ $(calc "$(interval_seconds "$i") == 1") == 1 ]]; then
+        run_one "$n" "$i" floor
+        sleep 1
+      fi
     done
   done
   # The rate-equivalent proxy: --connections at the interval that gives --rate-equivalent pings/s.
   if [[ -n $eq_interval ]]; then
     run_one "$connections" "$eq_interval"
     sleep 1
+    if (( floor )); then
+      run_one "$connections" "$eq_interval" floor
+      sleep 1
+    fi
   fi
 done
 
@@ -561,7 +594,7 @@ label_of() {  # label_of KEY: the ping interval as the tables show it
 }
 header="| connections | ping interval | server CPU (% of one core) | user / kernel | server RSS per connection: marginal (from idle) | pings/s (expected) | server CPU µs per ping | syscalls per ping |"
 table=("$header" "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
-declare -A med_cpu=() med_rss=() med_pings=()
+declare -A med_cpu=() med_rss=() med_pings=() med_floor_cpu=() med_floor_pings=()
 for key in "${keys[@]}"; do
   read -r n interval <<<"$key"
   # shellcheck disable=SC2086  # word splitting of the value lists is intended
@@ -574,6 +607,15 @@ for key in "${keys[@]}"; do
   med_cpu[$key]=$cpu med_rss[$key]=$rss med_pings[$key]=$pings
   [[ $sc != n/a ]] && sc=$(fmt '%.2f' "$sc")
   table+=("| $(fmt_int "$n") | $(label_of "$key") | $(fmt '%.1f%%' "$cpu") | $(fmt '%.1f%%' "$usr") / $(fmt '%.1f%%' "$krn") | $(fmt_int "$rss") B ($(fmt_int "$rss_idle") B) | $(fmt_int "$pings") ($(fmt_int "${expect_of[$key]}")) | $(fmt '%.2f' "$us") | $sc |")
+  if [[ -n ${floor_cpu_of[$key]:-} ]]; then
+    # shellcheck disable=SC2086
+    {
+      fcpu=$(median ${floor_cpu_of[$key]}); fpings=$(median ${floor_ping_of[$key]})
+      fusr=$(median ${floor_user_of[$key]}); fkrn=$(median ${floor_sys_of[$key]}); fus=$(median ${floor_us_of[$key]})
+    }
+    med_floor_cpu[$key]=$fcpu med_floor_pings[$key]=$fpings
+    table+=("| $(fmt_int "$n") | $(label_of "$key"): **raw TCP floor** | $(fmt '%.1f%%' "$fcpu") | $(fmt '%.1f%%' "$fusr") / $(fmt '%.1f%%' "$fkrn") | — | $(fmt_int "$fpings") ($(fmt_int "${expect_of[$key]}")) | $(fmt '%.2f' "$fus") | n/a |")
+  fi
 done
 per_run=()
 if (( rounds > 1 )); then
@@ -599,6 +641,15 @@ if [[ -n $worst_rss ]]; then
   targets+=("Target: server RSS per idle connection with heartbeats on <= 300 bytes: worst $(fmt_int "$worst_rss") B ($rss_list$med_note) -> $([[ $(calc "$worst_rss <= 300") == 1 ]] && echo MET || echo 'NOT MET')")
 fi
 # CPU at 50,000 connections and 1 s: a real run if there is one, else the rate-equivalent proxy.
+# floor_text KEY TETHER_PCT: what the raw TCP floor (--floor) used for the same configuration,
+# scaled like tether's figure to 50,000 pings/s, and tether's ratio to it; "" without a floor run.
+floor_text() {
+  local fcpu=${med_floor_cpu[$1]:-} fpings=${med_floor_pings[$1]:-}
+  [[ -n $fcpu ]] || return 0
+  local fscaled
+  fscaled=$(calc "($fpings > 0) ? $fcpu * 50000 / $fpings : $fcpu")
+  printf '%s' ". The raw TCP floor for the same bytes (bench/peers/raw_heartbeat: the same pings and pongs to the same client, no WebSocket code) used $(fmt '%.1f%%' "$fcpu") ($(fmt '%.1f%%' "$fscaled") at 50,000 pings/s): tether at $(fmt '%.2f' "$2 / $fscaled")x the floor"
+}
 cpu_target="Target: heartbeat CPU at 50,000 connections and a 1 s ping interval < 20% of one core:"
 direct_key=""
 for key in "${keys[@]}"; do
@@ -610,7 +661,7 @@ done
 if [[ -n $direct_key ]]; then
   read -r n interval <<<"$direct_key"
   cpu=${med_cpu[$direct_key]}
-  targets+=("$cpu_target $(fmt '%.1f%%' "$cpu") with $(fmt_int "$n") connections at $interval$med_note -> $([[ $(calc "$cpu < 20") == 1 ]] && echo MET || echo 'NOT MET')")
+  targets+=("$cpu_target $(fmt '%.1f%%' "$cpu") with $(fmt_int "$n") connections at $interval$med_note -> $([[ $(calc "$cpu < 20") == 1 ]] && echo MET || echo 'NOT MET')$(floor_text "$direct_key" "$cpu")")
 elif [[ -n $proxy_key ]]; then
   read -r n interval <<<"$proxy_key"
   cpu=${med_cpu[$proxy_key]} pings=${med_pings[$proxy_key]}
@@ -619,7 +670,7 @@ elif [[ -n $proxy_key ]]; then
   # higher of the two.
   scaled=$(calc "($pings > 0) ? $cpu * 50000 / $pings : $cpu")
   judged=$(calc "($scaled > $cpu) ? $scaled : $cpu")
-  targets+=("$cpu_target equivalent-rate proxy, NOT a 50,000-connection measurement: $(fmt_int "$n") connections at $interval sent $(fmt_int "$pings") pings/s for $(fmt '%.1f%%' "$cpu") of one core, $(fmt '%.1f%%' "$scaled") scaled linearly to 50,000 pings/s$med_note -> $([[ $(calc "$judged < 20") == 1 ]] && echo MET || echo 'NOT MET') (proxy)")
+  targets+=("$cpu_target equivalent-rate proxy, NOT a 50,000-connection measurement: $(fmt_int "$n") connections at $interval sent $(fmt_int "$pings") pings/s for $(fmt '%.1f%%' "$cpu") of one core, $(fmt '%.1f%%' "$scaled") scaled linearly to 50,000 pings/s$med_note -> $([[ $(calc "$judged < 20") == 1 ]] && echo MET || echo 'NOT MET') (proxy)$(floor_text "$proxy_key" "$judged")")
 else
   targets+=("$cpu_target not measured (run with --rate-equivalent 50000, or --with-50k where 51,024 descriptors and 50,000 ephemeral ports are available)")
 fi
@@ -675,6 +726,19 @@ second as $(fmt_int "$rate_eq") connections at 1 s ($(fmt_int "$rate_eq")/s). Th
 out is what only more connections cost (a timer wheel and an epoll set $(fmt '%.0f' "$rate_eq / $connections") times as big, more
 memory touched per round of pings). $proxy_use"
   fi
+  floor_para=""
+  if (( floor )); then
+    args+=" --floor"
+    floor_para="
+The rows marked **raw TCP floor** ran \`build/bench/raw_heartbeat --port 0 --ping-interval I\`
+(bench/peers/raw_heartbeat.cpp) in tether's place, right after tether's run, with the same
+client: it answers the upgrade, then sends every connection the same 16-byte ping frame every I
+(due times on a 10 ms grid like tether's timer wheel) and reads the pongs, with no WebSocket code,
+no liveness state and no timers per connection. Its CPU is what the kernel charges this machine
+for the heartbeat traffic itself, the least any server can spend on it. On loopback that includes
+the client's side of each segment the server sends (the receiving socket's TCP work runs in the
+sender's \`send\`), which a server with remote clients would not pay."
+  fi
   large_text=""
   if (( ! with_large )); then
     hard_fds=$(ulimit -Hn)
@@ -728,6 +792,7 @@ $report
 
 $checks_text
 $proxy_text
+$floor_para
 $large_text
 
 Machine: ${cpu_model:-CPU model unknown}, $(nproc) CPUs, $mem_gib GiB; Linux $(uname -r). Build: ${build_info:-unknown build type}. Date: $(date -u '+%Y-%m-%d %H:%M UTC').
