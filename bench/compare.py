@@ -471,7 +471,8 @@ def main():
                 if r.get("error"):
                     rows.append(dict(round=int(r["round"]), workload=r["workload"], server=r["server"], error=r["error"]))
                     continue
-                d = {k: (v if k in ("workload", "server") else float(v)) for k, v in r.items() if k != "error" and v != ""}
+                d = {k: (v if k in ("workload", "server", "server_stderr") else float(v))
+                     for k, v in r.items() if k != "error" and v != ""}
                 d["round"] = int(d["round"])
                 d["softirq_us_per_msg"] = d["server_cpu_softirq_s"] * 1e6 / d["messages"]
                 d["server_use"] = d["server_cpu_s"] / d["duration_s"]
@@ -939,7 +940,7 @@ message can push a server harder when the client is the limit.
     targets_par = (f"\n**Against the issue's targets**: each round's tether run over the raw TCP run next to it "
                    "(the two run back to back), median over the rounds; the ratio of the two medians beside it. "
                    "Pairing matters on this VM: both servers' throughput wanders by 10-20% over minutes, "
-                   "much more than between two runs seconds apart.\n\n{target_table}\n"
+                   f"much more than between two runs seconds apart.\n\n{target_table}\n"
                    if target_table else "")
     section = f"""## Peer comparison: tether against five servers and raw TCP
 
