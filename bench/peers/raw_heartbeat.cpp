@@ -62,9 +62,9 @@ int64_t parse_ms(const char* s) {
 }
 
 struct Conn {
-  uint32_t gen = 0;     // bumped on close: stale entries in the due list are skipped
-  bool open = false;    // upgraded: pings are due
-  std::string in;       // the HTTP request while upgrading; then a partial frame, if any
+  uint32_t gen = 0;   // bumped on close: stale entries in the due list are skipped
+  bool open = false;  // upgraded: pings are due
+  std::string in;     // the HTTP request while upgrading; then a partial frame, if any
 };
 
 struct Due {
@@ -104,9 +104,12 @@ int main(int argc, char** argv) {
   int port = -1;
   int64_t interval = -1, tick = 10;
   for (int i = 1; i + 1 < argc; i += 2) {
-    if (std::strcmp(argv[i], "--port") == 0) port = std::atoi(argv[i + 1]);
-    else if (std::strcmp(argv[i], "--ping-interval") == 0) interval = parse_ms(argv[i + 1]);
-    else if (std::strcmp(argv[i], "--tick") == 0) tick = parse_ms(argv[i + 1]);
+    if (std::strcmp(argv[i], "--port") == 0)
+      port = std::atoi(argv[i + 1]);
+    else if (std::strcmp(argv[i], "--ping-interval") == 0)
+      interval = parse_ms(argv[i + 1]);
+    else if (std::strcmp(argv[i], "--tick") == 0)
+      tick = parse_ms(argv[i + 1]);
     else {
       std::fprintf(stderr, "raw_heartbeat: unknown option %s\n", argv[i]);
       return 2;
@@ -161,7 +164,7 @@ int main(int argc, char** argv) {
       const Due d = due.front();
       due.pop_front();
       Conn& c = conns[static_cast<std::size_t>(d.fd)];
-      if (c.gen != d.gen || !c.open) continue;  // closed since
+      if (c.gen != d.gen || !c.open) continue;    // closed since
       std::memcpy(ping + 2, &d.at, sizeof d.at);  // some payload; its value does not matter
       if (send(d.fd, ping, sizeof ping, MSG_NOSIGNAL) != static_cast<ssize_t>(sizeof ping)) {
         // A full send buffer for 16 bytes means the peer stopped reading: drop it.
@@ -181,7 +184,8 @@ int main(int argc, char** argv) {
           const int cfd = accept4(lfd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
           if (cfd < 0) break;
           setsockopt(cfd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-          if (static_cast<std::size_t>(cfd) >= conns.size()) conns.resize(static_cast<std::size_t>(cfd) + 1024);
+          if (static_cast<std::size_t>(cfd) >= conns.size())
+            conns.resize(static_cast<std::size_t>(cfd) + 1024);
           epoll_event cev{};
           cev.events = EPOLLIN;
           cev.data.fd = cfd;

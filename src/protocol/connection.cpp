@@ -90,6 +90,10 @@ void Connection::receive_frames(std::span<uint8_t> data) {
         if (!rx_)
           rx_ = config_.pools ? config_.pools->frames.take()
                               : std::make_unique<codec::FrameReadState>();
+        if (rx_->hdr_len == 0 && !rx_->in_message && small_frame_fast(data, pos)) {
+          if (rstate_ == ReadState::done) return;
+          break;
+        }
         std::size_t consumed = 0;
         codec::HeaderStatus st;
         if (rx_->hdr_len == 0) {
@@ -140,6 +144,47 @@ void Connection::receive_frames(std::span<uint8_t> data) {
       }
     }
   }
+}
+
+// The common case on a server, taken without the general state machine: a whole unfragmented
+// binary or text frame from a client, masked, with a payload of at most 125 bytes (the 7-bit
+// length, so its encoding is minimal by construction), no RSV bit, no message in progress, all
+// of it in `data`. Every check begin_frame() and payload_chunk() make for such a frame holds
+// here by the tests on the two header bytes (FIN, opcode, RSV, MASK, length) plus the size
+// limits and, for text, UTF-8 (§5.6, §8.1), so the delivery is the one the general path
+// makes. Anything else (and a frame split across reads) returns false: the general path.
+bool Connection::small_frame_fast(std::span<uint8_t> data, std::size_t& pos) {
+  const std::size_t avail = data.size() - pos;
+  if (config_.role != Role::server || avail < 6) return false;
+  uint8_t* f = data.data() + pos;
+  const uint8_t b0 = f[0];
+  const uint8_t b1 = f[1];
+  const std::size_t len = b1 & 0x7fu;
+  // 0x81 / 0x82: FIN, no RSV, text / binary. MASK set, 7-bit length.
+  if ((b0 != 0x82 && b0 != 0x81) || (b1 & 0x80u) == 0 || len > 125 || avail < 6 + len) return false;
+  if (len > config_.max_frame || len > config_.max_message) return false;
+  uint32_t key;
+  std::memcpy(&key, f + 2, 4);
+  uint8_t* p = f + 6;
+  codec::apply_mask(p, len, key, 0);
+  pos += 6 + len;
+  const auto type = b0 == 0x81 ? Opcode::text : Opcode::binary;
+  const std::span<const uint8_t> payload(p, len);
+  if (type == Opcode::text) {
+    rx_->utf8.reset();
+    if (!rx_->utf8.feed(payload)) {
+      fail(1007, "invalid UTF-8 in text message", Cause::protocol_error);
+      return true;
+    }
+    if (!rx_->utf8.complete()) {
+      fail(1007, "truncated UTF-8 sequence at end of text message", Cause::protocol_error);
+      return true;
+    }
+  }
+  rx_->header.opcode = type;  // what the general path leaves there for the same frame
+  rx_->msg_type = type;
+  deliver_message(payload);
+  return true;
 }
 
 std::size_t Connection::receive_http(std::span<uint8_t> data) {
@@ -588,6 +633,16 @@ void Connection::receive_eof(Cause cause, std::string_view why) {
 }
 
 void Connection::write_frame(Opcode op, bool fin, std::span<const uint8_t> payload, bool rsv1) {
+  const bool priority_possible = transport_blocked_ && (op == Opcode::ping || op == Opcode::pong);
+  if (config_.role == Role::server && payload.size() <= 125 && !priority_possible) {
+    // A server's small frame (§5.2): two header bytes, no mask, the 7-bit length.
+    uint8_t* p = out_.extend(config_.pools, 2 + payload.size());
+    p[0] =
+        static_cast<uint8_t>((fin ? 0x80u : 0u) | (rsv1 ? 0x40u : 0u) | static_cast<uint8_t>(op));
+    p[1] = static_cast<uint8_t>(payload.size());
+    if (!payload.empty()) std::memcpy(p + 2, payload.data(), payload.size());
+    return;
+  }
   codec::FrameHeader h;
   h.fin = fin;
   h.rsv1 = rsv1;

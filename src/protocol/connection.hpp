@@ -149,6 +149,7 @@ class Connection {
   std::size_t receive_http(std::span<uint8_t> data);
   bool begin_frame();  // validate header_, set up payload state; false if failed
   void payload_chunk(uint8_t* p, std::size_t n, bool whole_frame_here);
+  bool small_frame_fast(std::span<uint8_t> data, std::size_t& pos);
   void end_frame();
   void handle_control();
   bool inflated(extensions::InflateStatus st, std::size_t before);  // false if failed

@@ -1567,5 +1567,82 @@ TEST(ControlPriority, NoReorderingWhenNotBlockedOrAfterClose) {
   EXPECT_EQ(frames[3].opcode, kPong);
 }
 
+// The server's fast path for whole small data frames (Connection::small_frame_fast) against the
+// general state machine: random streams of small frames, valid and not, are fed whole (the fast
+// path takes every frame it can) and in every chunking (a frame split across reads always takes
+// the general path); run_chunked demands the same events, output and state from all of them.
+TEST(SmallFrameFastPath, RandomStreamsMatchTheGeneralPathInEveryChunking) {
+  const std::array<uint8_t, 4> key{0x37, 0xfa, 0x21, 0x3d};
+  for (uint32_t seed = 1; seed <= 80; ++seed) {
+    std::mt19937 gen(seed);
+    Scenario s;
+    if (gen() % 4 == 0) s.max_frame = 40;  // some frames over the limit: 1009
+    if (gen() % 4 == 0) s.max_message = 60;
+    const int frames = 1 + static_cast<int>(gen() % 6);
+    for (int i = 0; i < frames; ++i) {
+      const std::size_t len = gen() % 3 == 0 ? 120 + gen() % 10 : gen() % 50;  // around 125/126
+      Bytes payload = repeat_pattern(len, static_cast<uint8_t>(seed + i));
+      Bytes text(len, 'a');
+      FrameOpts o;
+      o.key = key;
+      switch (gen() % 10) {
+        case 0:
+        case 1:
+        case 2:
+          s.input = cat({s.input, frame(kBinary, payload, o)});
+          break;
+        case 3:
+          s.input = cat({s.input, frame(kText, text, o)});
+          break;
+        case 4:  // invalid UTF-8 at the end, or a truncated sequence
+          if (len >= 2) {
+            text[len - 1] = gen() % 2 ? 0xff : 0xe2;
+            if (text[len - 1] == 0xe2) text[len - 2] = 'b';
+          }
+          s.input = cat({s.input, frame(kText, text, o)});
+          break;
+        case 5:  // unmasked: §5.1
+          s.input = cat({s.input, frame(kBinary, payload, {})});
+          break;
+        case 6:  // RSV1 without an extension: §5.2
+          o.rsv = 0x40;
+          s.input = cat({s.input, frame(kBinary, payload, o)});
+          break;
+        case 7: {  // a fragmented message: the fast path must not take its pieces
+          FrameOpts first = o;
+          first.fin = false;
+          s.input = cat({s.input, frame(kText, text, first), frame(kCont, text, o)});
+          break;
+        }
+        case 8:
+          s.input = cat({s.input, frame(kPing, Bytes(len % 20, 'p'), o)});
+          break;
+        default: {  // a continuation with no message in progress
+          s.input = cat({s.input, frame(kCont, payload, o)});
+          break;
+        }
+      }
+    }
+    SCOPED_TRACE("seed " + std::to_string(seed));
+    run_chunked(s);
+  }
+}
+
+// The fast path delivers in place what the general path delivers: whole small frames echo the
+// same bytes, text validated (§8.1), and a 126-byte frame (16-bit length) still works.
+TEST(SmallFrameFastPath, WholeFramesDeliverTheirPayloads) {
+  Scenario s;
+  s.input = cat({masked(kBinary, "\x01\x02"), masked(kText, "h\xc3\xa9llo"), masked(kBinary, ""),
+                 masked(kBinary, std::string(125, 'x')), masked(kBinary, std::string(126, 'y'))});
+  Outcome o = run_chunked(s);
+  ASSERT_EQ(o.events.size(), 5u);
+  EXPECT_EQ(o.events[0], ev_message(Opcode::binary, bytes("\x01\x02")));
+  EXPECT_EQ(o.events[1], ev_message(Opcode::text, bytes("h\xc3\xa9llo")));
+  EXPECT_EQ(o.events[2], ev_message(Opcode::binary, Bytes{}));
+  EXPECT_EQ(o.events[3], ev_message(Opcode::binary, Bytes(125, 'x')));
+  EXPECT_EQ(o.events[4], ev_message(Opcode::binary, Bytes(126, 'y')));
+  EXPECT_EQ(o.state, State::open);
+}
+
 }  // namespace
 }  // namespace tether_conn_test
