@@ -5,7 +5,7 @@
 // parsing beyond finding frame boundaries. What it costs a server core is what the kernel charges
 // for that traffic on this machine, the least any server can spend on the same heartbeats.
 //
-//   raw_heartbeat --port 0 --ping-interval 200ms|1s|25s [--tick 10ms]
+//   raw_heartbeat --port 0 --ping-interval 200ms|1s|25s [--tick 10ms] [--uring]
 //
 // Listens on 127.0.0.1 and prints `listening ws://127.0.0.1:PORT/` (the line `tether serve`
 // prints), so idle.sh runs it in tether's place with the same client (bench/idle_conns). SIGTERM
@@ -18,13 +18,21 @@
 // whose ping went out goes to the back. Pongs are read and dropped; a close frame is answered
 // with a close frame (1000) and the connection closed, so the client's closing handshake ends
 // cleanly. Same socket settings as tether: non-blocking, TCP_NODELAY.
+//
+// --uring: the same traffic with the system calls batched through io_uring (raw io_uring_setup /
+// io_uring_enter, no liburing): one submission carries all the pings due in a tick, and one
+// carries the receives for all the connections an epoll_wait reported ready. It measures how much
+// of the floor is system-call overhead that batching could remove (the TCP work stays).
 #include <arpa/inet.h>
+#include <linux/io_uring.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <openssl/evp.h>
 #include <openssl/sha.h>
 #include <sys/epoll.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -73,6 +81,80 @@ struct Due {
   uint32_t gen;
 };
 
+// A minimal io_uring: queue SQEs, then submit them all and wait for all their completions.
+class Ring {
+ public:
+  static constexpr unsigned kEntries = 4096;
+  void init() {
+    io_uring_params p{};
+    fd_ = static_cast<int>(syscall(__NR_io_uring_setup, kEntries, &p));
+    if (fd_ < 0) die("io_uring_setup");
+    const std::size_t sq_len = p.sq_off.array + p.sq_entries * sizeof(unsigned);
+    const std::size_t cq_len = p.cq_off.cqes + p.cq_entries * sizeof(io_uring_cqe);
+    auto* sq = static_cast<char*>(map(sq_len, IORING_OFF_SQ_RING));
+    auto* cq = static_cast<char*>(map(cq_len, IORING_OFF_CQ_RING));
+    sqes_ = static_cast<io_uring_sqe*>(map(p.sq_entries * sizeof(io_uring_sqe), IORING_OFF_SQES));
+    sq_tail_ = reinterpret_cast<unsigned*>(sq + p.sq_off.tail);
+    sq_mask_ = *reinterpret_cast<unsigned*>(sq + p.sq_off.ring_mask);
+    sq_array_ = reinterpret_cast<unsigned*>(sq + p.sq_off.array);
+    cq_head_ = reinterpret_cast<unsigned*>(cq + p.cq_off.head);
+    cq_tail_ = reinterpret_cast<unsigned*>(cq + p.cq_off.tail);
+    cq_mask_ = *reinterpret_cast<unsigned*>(cq + p.cq_off.ring_mask);
+    cqes_ = reinterpret_cast<io_uring_cqe*>(cq + p.cq_off.cqes);
+  }
+  bool full() const { return queued_ == kEntries; }
+  // One SEND / RECV of `len` bytes at `addr` on `fd`; `tag` comes back with its result.
+  void queue(uint8_t op, int fd, void* addr, unsigned len, uint64_t tag) {
+    const unsigned tail = *sq_tail_;
+    const unsigned idx = tail & sq_mask_;
+    io_uring_sqe& e = sqes_[idx];
+    std::memset(&e, 0, sizeof e);
+    e.opcode = op;
+    e.fd = fd;
+    e.addr = reinterpret_cast<uintptr_t>(addr);
+    e.len = len;
+    e.msg_flags = op == IORING_OP_SEND ? MSG_NOSIGNAL : 0;
+    e.user_data = tag;
+    sq_array_[idx] = idx;
+    __atomic_store_n(sq_tail_, tail + 1, __ATOMIC_RELEASE);
+    ++queued_;
+  }
+  // Submits what is queued and calls done(tag, result) for each as it completes.
+  template <class Done>
+  void run(Done done) {
+    unsigned to_submit = queued_, outstanding = queued_;
+    while (outstanding > 0) {
+      const int r = static_cast<int>(syscall(__NR_io_uring_enter, fd_, to_submit, outstanding,
+                                             IORING_ENTER_GETEVENTS, nullptr, 0));
+      if (r < 0) {
+        if (errno == EINTR) continue;
+        die("io_uring_enter");
+      }
+      to_submit -= std::min<unsigned>(to_submit, static_cast<unsigned>(r));
+      unsigned head = *cq_head_;
+      const unsigned tail = __atomic_load_n(cq_tail_, __ATOMIC_ACQUIRE);
+      for (; head != tail; ++head, --outstanding) {
+        const io_uring_cqe& c = cqes_[head & cq_mask_];
+        done(c.user_data, c.res);
+      }
+      __atomic_store_n(cq_head_, head, __ATOMIC_RELEASE);
+    }
+    queued_ = 0;
+  }
+
+ private:
+  void* map(std::size_t len, off_t what) {
+    void* m = mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd_, what);
+    if (m == MAP_FAILED) die("mmap io_uring");
+    return m;
+  }
+  int fd_ = -1;
+  io_uring_sqe* sqes_ = nullptr;
+  io_uring_cqe* cqes_ = nullptr;
+  unsigned *sq_tail_ = nullptr, *sq_array_ = nullptr, *cq_head_ = nullptr, *cq_tail_ = nullptr;
+  unsigned sq_mask_ = 0, cq_mask_ = 0, queued_ = 0;
+};
+
 std::string accept_key(const std::string& key) {
   const std::string src = key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";  // RFC 6455 §4.2.2
   unsigned char digest[SHA_DIGEST_LENGTH];
@@ -103,7 +185,13 @@ std::string find_key(const std::string& req) {
 int main(int argc, char** argv) {
   int port = -1;
   int64_t interval = -1, tick = 10;
-  for (int i = 1; i + 1 < argc; i += 2) {
+  bool uring = false;
+  int nargs = argc - 1;
+  if (nargs > 0 && std::strcmp(argv[argc - 1], "--uring") == 0) {
+    uring = true;
+    --nargs;
+  }
+  for (int i = 1; i + 1 <= nargs; i += 2) {
     if (std::strcmp(argv[i], "--port") == 0)
       port = std::atoi(argv[i + 1]);
     else if (std::strcmp(argv[i], "--ping-interval") == 0)
@@ -115,8 +203,8 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
-  if ((argc - 1) % 2 != 0 || port < 0 || port > 65535 || interval <= 0 || tick <= 0) {
-    std::fprintf(stderr, "usage: raw_heartbeat --port P --ping-interval I [--tick T]\n");
+  if (nargs % 2 != 0 || port < 0 || port > 65535 || interval <= 0 || tick <= 0) {
+    std::fprintf(stderr, "usage: raw_heartbeat --port P --ping-interval I [--tick T] [--uring]\n");
     return 2;
   }
 
@@ -158,25 +246,48 @@ int main(int argc, char** argv) {
     conns[static_cast<std::size_t>(fd)].in.clear();
   };
 
+  Ring ring;
+  if (uring) ring.init();
+  // --uring: each ready connection's receive lands in its own slot (a pong is 20 bytes).
+  constexpr std::size_t kSlot = 256;
+  std::vector<char> slots(uring ? events.size() * kSlot : 0);
+  std::vector<int> slot_res(events.size());
+  // A full send buffer for 16 bytes means the peer stopped reading: drop it.
+  const auto sent = [&](uint64_t fd, int res) {
+    if (res != static_cast<int>(sizeof ping)) close_conn(static_cast<int>(fd));
+  };
+
   for (;;) {
     int64_t t = now_ms();
     while (!due.empty() && due.front().at <= t) {
       const Due d = due.front();
       due.pop_front();
       Conn& c = conns[static_cast<std::size_t>(d.fd)];
-      if (c.gen != d.gen || !c.open) continue;    // closed since
-      std::memcpy(ping + 2, &d.at, sizeof d.at);  // some payload; its value does not matter
-      if (send(d.fd, ping, sizeof ping, MSG_NOSIGNAL) != static_cast<ssize_t>(sizeof ping)) {
-        // A full send buffer for 16 bytes means the peer stopped reading: drop it.
-        close_conn(d.fd);
+      if (c.gen != d.gen || !c.open) continue;  // closed since
+      due.push_back({round_up(d.at + interval), d.fd, d.gen});
+      if (uring) {  // the payload's value does not matter: all share one buffer
+        ring.queue(IORING_OP_SEND, d.fd, ping, sizeof ping, static_cast<uint64_t>(d.fd));
+        if (ring.full()) ring.run(sent);
         continue;
       }
-      due.push_back({round_up(d.at + interval), d.fd, d.gen});
+      std::memcpy(ping + 2, &d.at, sizeof d.at);  // some payload; its value does not matter
+      sent(static_cast<uint64_t>(d.fd),
+           static_cast<int>(send(d.fd, ping, sizeof ping, MSG_NOSIGNAL)));
     }
+    if (uring) ring.run(sent);
     int timeout = -1;
     if (!due.empty()) timeout = static_cast<int>(std::max<int64_t>(0, due.front().at - t));
     const int n = epoll_wait(ep, events.data(), static_cast<int>(events.size()), timeout);
     if (n < 0 && errno != EINTR) die("epoll_wait");
+    if (uring && n > 0) {
+      for (int i = 0; i < n; ++i) {
+        const int fd = events[static_cast<std::size_t>(i)].data.fd;
+        if (fd != lfd && conns[static_cast<std::size_t>(fd)].open)
+          ring.queue(IORING_OP_RECV, fd, slots.data() + static_cast<std::size_t>(i) * kSlot, kSlot,
+                     static_cast<uint64_t>(i));
+      }
+      ring.run([&](uint64_t i, int res) { slot_res[i] = res; });
+    }
     for (int i = 0; i < n; ++i) {
       const int fd = events[static_cast<std::size_t>(i)].data.fd;
       if (fd == lfd) {
@@ -194,14 +305,22 @@ int main(int argc, char** argv) {
         continue;
       }
       Conn& c = conns[static_cast<std::size_t>(fd)];
-      const ssize_t got = recv(fd, buf.data(), buf.size(), 0);
+      const bool ringed = uring && c.open;
+      const char* in = ringed ? slots.data() + static_cast<std::size_t>(i) * kSlot : buf.data();
+      ssize_t got = 0;
+      if (ringed) {
+        got = slot_res[static_cast<std::size_t>(i)];
+        if (got < 0) errno = static_cast<int>(-got), got = -1;
+      } else {
+        got = recv(fd, buf.data(), buf.size(), 0);
+      }
       if (got <= 0) {
         if (got < 0 && (errno == EAGAIN || errno == EINTR)) continue;
         close_conn(fd);
         continue;
       }
       if (!c.open) {  // the upgrade request
-        c.in.append(buf.data(), static_cast<std::size_t>(got));
+        c.in.append(in, static_cast<std::size_t>(got));
         if (c.in.find("\r\n\r\n") == std::string::npos) {
           if (c.in.size() > 8192) close_conn(fd);
           continue;
@@ -224,7 +343,7 @@ int main(int argc, char** argv) {
       }
       // Frames from the client: masked control frames of at most 125 bytes (idle_conns sends
       // nothing else). Only their boundaries matter; a close ends the connection.
-      std::string_view data(buf.data(), static_cast<std::size_t>(got));
+      std::string_view data(in, static_cast<std::size_t>(got));
       if (!c.in.empty()) {
         c.in.append(data);
         data = c.in;
