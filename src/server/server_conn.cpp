@@ -41,6 +41,7 @@ StreamConfig make_stream_config(LoopContext& ctx, bool busy, bool metrics_only) 
   c.protocol.rng = &ctx.rng;
   c.protocol.names = &ctx.names;
   c.loop = &ctx.loop;
+  c.owner = &ctx;
   if (metrics_only) {
     // The metrics port speaks plain HTTP only; its own traffic is not what /metrics reports.
     static const protocol::ServerHandshakeConfig no_upgrades = [] {

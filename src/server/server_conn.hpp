@@ -63,7 +63,7 @@ class ServerConn final : public Connection, public WsStream {
 
  private:
   // The loop's context (the loop's owner): not a member, to keep connections small.
-  LoopContext& ctx() const { return *static_cast<LoopContext*>(loop().owner()); }
+  LoopContext& ctx() const { return *static_cast<LoopContext*>(config().owner); }
   void stream_open() override;
   void stream_message(codec::Opcode type, std::span<const uint8_t> data) override;
   void stream_close(const CloseInfo& info) override;

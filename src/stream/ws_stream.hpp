@@ -45,6 +45,9 @@ struct StreamConfig {
   // The loop every stream using this config runs on (a config is one loop's or one client's):
   // streams reach their loop through it instead of keeping a reference each.
   loop::EventLoop* loop = nullptr;
+  // What owns the streams using this config (a server's per-loop context), for the owner's
+  // per-message calls: one load from the config instead of a walk through the loop.
+  void* owner = nullptr;
 };
 
 // Four 48-bit counters in 24 bytes (not 32): up to 2^48 - 1 each (256 TiB, or that many
