@@ -54,10 +54,10 @@ demo: build
 fuzz: deps
 	scripts/fuzz.sh $(FUZZ_SECONDS)
 
-# Every script-owned section of docs/bench.md and its charts, in one go (~30 min on 2 CPUs):
+# Every script-owned section of docs/bench.md and its charts, in one go (~35 min on 2 CPUs):
 #   1. bench/compare.py (BENCH_FLAGS): tether, Boost.Beast, websocketpp, libwebsockets, Node ws and
-#      a raw TCP echo ceiling, workloads W1-W4, 5 interleaved rounds, tether and raw TCP back to back in each (~17 min); section `compare`
-#      and the charts in $(BENCH_CHARTS)/;
+#      a raw TCP echo ceiling, workloads W1-W4, 5 interleaved rounds with tether and raw TCP back to
+#      back in each (~21 min); section `compare` and the charts in $(BENCH_CHARTS)/;
 #   2. bench/idle.sh (IDLE_FLAGS): 10,000 idle connections with heartbeats at 1 s and 25 s, plus the
 #      same ping rate as 50,000 connections at 1 s from 10,000 at 200 ms, and the raw TCP floor
 #      (bench/peers/raw_heartbeat) for the 1 s and 200 ms runs (~4-5 min); section `idle`;
