@@ -30,6 +30,8 @@
 #include <unordered_map>
 #include <vector>
 
+#include "loopback_listener.hpp"
+
 namespace {
 
 constexpr std::size_t kChunk = 64 * 1024;
@@ -50,24 +52,11 @@ void die(const char* what) {
 
 // One loop: its own listener (SO_REUSEPORT when `reuseport`), epoll and connections.
 void serve(int port, bool reuseport) {
-  const int lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (lfd < 0) die("socket");
+  const bench_peers::Listener l = bench_peers::listen_loopback(port, reuseport);
+  if (l.failed) die(l.failed);
+  const int lfd = l.fd;
+  const int ep = l.epoll;
   int one = 1;
-  setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  if (reuseport) setsockopt(lfd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (bind(lfd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) die("bind");
-  if (listen(lfd, 4096) != 0) die("listen");
-
-  const int ep = epoll_create1(EPOLL_CLOEXEC);
-  if (ep < 0) die("epoll_create1");
-  epoll_event ev{};
-  ev.events = EPOLLIN;
-  ev.data.fd = lfd;
-  epoll_ctl(ep, EPOLL_CTL_ADD, lfd, &ev);
 
   std::unordered_map<int, std::unique_ptr<Conn>> conns;
   std::vector<char> buf(kChunk);

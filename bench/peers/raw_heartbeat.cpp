@@ -46,6 +46,8 @@
 #include <string>
 #include <vector>
 
+#include "loopback_listener.hpp"
+
 namespace {
 
 void die(const char* what) {
@@ -208,27 +210,13 @@ int main(int argc, char** argv) {
     return 2;
   }
 
-  const int lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (lfd < 0) die("socket");
+  const bench_peers::Listener l = bench_peers::listen_loopback(port);
+  if (l.failed) die(l.failed);
+  const int lfd = l.fd;
+  const int ep = l.epoll;
   int one = 1;
-  setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (bind(lfd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) die("bind");
-  if (listen(lfd, 4096) != 0) die("listen");
-  socklen_t alen = sizeof addr;
-  getsockname(lfd, reinterpret_cast<sockaddr*>(&addr), &alen);
-  std::printf("listening ws://127.0.0.1:%d/\n", ntohs(addr.sin_port));
+  std::printf("listening ws://127.0.0.1:%d/\n", l.port);
   std::fflush(stdout);
-
-  const int ep = epoll_create1(EPOLL_CLOEXEC);
-  if (ep < 0) die("epoll_create1");
-  epoll_event ev{};
-  ev.events = EPOLLIN;
-  ev.data.fd = lfd;
-  epoll_ctl(ep, EPOLL_CTL_ADD, lfd, &ev);
 
   std::vector<Conn> conns;  // indexed by fd
   std::deque<Due> due;      // one interval for all: ordered by `at`
