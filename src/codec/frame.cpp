@@ -76,7 +76,7 @@ HeaderStatus parse_header(std::span<const uint8_t> in, FrameHeader& out, std::si
   return HeaderStatus::ok;
 }
 
-std::size_t encode_header(const FrameHeader& h, uint8_t* out) {
+std::size_t encode_header_any(const FrameHeader& h, uint8_t* out) {
   out[0] = static_cast<uint8_t>((h.fin ? 0x80 : 0) | (h.rsv1 ? 0x40 : 0) | (h.rsv2 ? 0x20 : 0) |
                                 (h.rsv3 ? 0x10 : 0) | (static_cast<uint8_t>(h.opcode) & 0x0F));
   const uint8_t mask_bit = h.masked ? 0x80 : 0;

@@ -53,6 +53,17 @@ constexpr std::size_t header_size(uint64_t payload_len, bool masked) {
 
 // Writes the header (minimal length encoding) to `out`, which must hold max_header_size bytes.
 // Returns bytes written.
-std::size_t encode_header(const FrameHeader& h, uint8_t* out);
+std::size_t encode_header_any(const FrameHeader& h, uint8_t* out);
+
+inline std::size_t encode_header(const FrameHeader& h, uint8_t* out) {
+  // Fast path, inline: unmasked with a 7-bit length (every small frame a server sends): two bytes.
+  if (!h.masked && h.payload_len < 126) {
+    out[0] = static_cast<uint8_t>((h.fin ? 0x80 : 0) | (h.rsv1 ? 0x40 : 0) | (h.rsv2 ? 0x20 : 0) |
+                                  (h.rsv3 ? 0x10 : 0) | (static_cast<uint8_t>(h.opcode) & 0x0F));
+    out[1] = static_cast<uint8_t>(h.payload_len);
+    return 2;
+  }
+  return encode_header_any(h, out);
+}
 
 }  // namespace tether::codec

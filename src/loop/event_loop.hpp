@@ -61,10 +61,6 @@ class EventLoop {
   // A read buffer owned by the loop, shared by every socket it drives (they are read one at a
   // time, on this loop's thread): memory per connection stays independent of the read size.
   std::span<uint8_t> read_buffer();
-  // Whoever runs this loop (the server's LoopContext): objects living on the loop find it here
-  // instead of each keeping a pointer.
-  void set_owner(void* owner) { owner_ = owner; }
-  void* owner() const { return owner_; }
   // Send-queue and message buffers lent to this loop's connections while bytes are in flight.
   BufferPools& buffer_pools() { return pools_; }
 
@@ -74,7 +70,6 @@ class EventLoop {
   TimePoint now_;
   TimerWheel wheel_;
   BufferPools pools_;
-  void* owner_ = nullptr;
   std::atomic<bool> stop_{false};
 };
 

@@ -633,16 +633,6 @@ void Connection::receive_eof(Cause cause, std::string_view why) {
 }
 
 void Connection::write_frame(Opcode op, bool fin, std::span<const uint8_t> payload, bool rsv1) {
-  const bool priority_possible = transport_blocked_ && (op == Opcode::ping || op == Opcode::pong);
-  if (config_.role == Role::server && payload.size() <= 125 && !priority_possible) {
-    // A server's small frame (§5.2): two header bytes, no mask, the 7-bit length.
-    uint8_t* p = out_.extend(config_.pools, 2 + payload.size());
-    p[0] =
-        static_cast<uint8_t>((fin ? 0x80u : 0u) | (rsv1 ? 0x40u : 0u) | static_cast<uint8_t>(op));
-    p[1] = static_cast<uint8_t>(payload.size());
-    if (!payload.empty()) std::memcpy(p + 2, payload.data(), payload.size());
-    return;
-  }
   codec::FrameHeader h;
   h.fin = fin;
   h.rsv1 = rsv1;

@@ -13,7 +13,6 @@ LoopContext::LoopContext(ServerImpl& s)
     : server(s),
       conn_pool(std::make_unique<ConnPool>()),
       accept_budget(s.opts.accept_rate, s.opts.accept_rate, loop.now()) {
-  loop.set_owner(this);
   configure_streams();
   // Connections flushed (or retired) in one iteration: room for a busy one up front, so that
   // heartbeat pings to several connections in the same wheel tick do not grow it mid-traffic.

@@ -62,7 +62,8 @@ class ServerConn final : public Connection, public WsStream {
   void session_moved();
 
  private:
-  // The loop's context (the loop's owner): not a member, to keep connections small.
+  // The loop's context, through the config every connection of the loop shares (not a member,
+  // to keep connections small).
   LoopContext& ctx() const { return *static_cast<LoopContext*>(config().owner); }
   void stream_open() override;
   void stream_message(codec::Opcode type, std::span<const uint8_t> data) override;
