@@ -32,6 +32,9 @@ struct LivenessOptions {
   std::chrono::milliseconds tcp_user_timeout{0};
   // SO_KEEPALIVE: off; the WebSocket heartbeat above finds dead peers far sooner.
   bool tcp_keepalive = false;
+  // SO_SNDBUF in bytes for each connection's socket; 0: the kernel's default and autotuning
+  // (leave it so unless kernel memory per connection must be capped; Linux doubles the value).
+  int socket_send_buffer = 0;
 };
 
 // permessage-deflate (RFC 7692). Field names follow the RFC's parameters; what they mean depends

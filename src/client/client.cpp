@@ -28,6 +28,7 @@ detail::StreamConfig make_config(const ClientOptions& o) {
   c.send_buffer_max = o.send_buffer_max;
   c.tcp_user_timeout = o.tcp_user_timeout;
   c.tcp_keepalive = o.tcp_keepalive;
+  c.socket_send_buffer = o.socket_send_buffer;
   return c;
 }
 

@@ -147,27 +147,36 @@ void Connection::receive_frames(std::span<uint8_t> data) {
 }
 
 // The common case on a server, taken without the general state machine: a whole unfragmented
-// binary or text frame from a client, masked, with a payload of at most 125 bytes (the 7-bit
-// length, so its encoding is minimal by construction), no RSV bit, no message in progress, all
-// of it in `data`. Every check begin_frame() and payload_chunk() make for such a frame holds
-// here by the tests on the two header bytes (FIN, opcode, RSV, MASK, length) plus the size
-// limits and, for text, UTF-8 (§5.6, §8.1), so the delivery is the one the general path
-// makes. Anything else (and a frame split across reads) returns false: the general path.
+// binary or text frame from a client, masked, with a 7-bit or 16-bit length (up to 64 KiB - 1,
+// minimally encoded), no RSV bit, no message in progress, all of it in `data`. Every check
+// begin_frame() and payload_chunk() make for such a frame holds here by the tests on the
+// header bytes (FIN, opcode, RSV, MASK, length) plus the size limits and, for text, UTF-8
+// (§5.6, §8.1), so the delivery is the one the general path makes. Anything else (and a frame
+// split across reads) returns false: the general path.
 bool Connection::small_frame_fast(std::span<uint8_t> data, std::size_t& pos) {
   const std::size_t avail = data.size() - pos;
   if (config_.role != Role::server || avail < 6) return false;
   uint8_t* f = data.data() + pos;
   const uint8_t b0 = f[0];
   const uint8_t b1 = f[1];
-  const std::size_t len = b1 & 0x7fu;
-  // 0x81 / 0x82: FIN, no RSV, text / binary. MASK set, 7-bit length.
-  if ((b0 != 0x82 && b0 != 0x81) || (b1 & 0x80u) == 0 || len > 125 || avail < 6 + len) return false;
-  if (len > config_.max_frame || len > config_.max_message) return false;
+  // 0x81 / 0x82: FIN, no RSV, text / binary. MASK set.
+  if ((b0 != 0x82 && b0 != 0x81) || (b1 & 0x80u) == 0) return false;
+  std::size_t len = b1 & 0x7fu;
+  std::size_t hs = 6;
+  if (len == 126) {
+    if (avail < 8) return false;
+    len = (std::size_t{f[2]} << 8) | f[3];
+    if (len < 126) return false;  // not minimal: the general path fails it (§5.2)
+    hs = 8;
+  } else if (len == 127) {
+    return false;
+  }
+  if (avail < hs + len || len > config_.max_frame || len > config_.max_message) return false;
   uint32_t key;
-  std::memcpy(&key, f + 2, 4);
-  uint8_t* p = f + 6;
+  std::memcpy(&key, f + hs - 4, 4);
+  uint8_t* p = f + hs;
   codec::apply_mask(p, len, key, 0);
-  pos += 6 + len;
+  pos += hs + len;
   const auto type = b0 == 0x81 ? Opcode::text : Opcode::binary;
   const std::span<const uint8_t> payload(p, len);
   if (type == Opcode::text) {
@@ -183,8 +192,34 @@ bool Connection::small_frame_fast(std::span<uint8_t> data, std::size_t& pos) {
   }
   rx_->header.opcode = type;  // what the general path leaves there for the same frame
   rx_->msg_type = type;
+  // The last frame of this read: its header bytes (at least 6) are free room in front of the
+  // payload, where frame_in_place() can put a reply's header (at most 4) while the message
+  // callback runs.
+  if (pos == data.size()) {
+    rx_->lendable = p;
+    rx_->lendable_len = len;
+  }
   deliver_message(payload);
+  if (rx_) rx_->lendable = nullptr;
   return true;
+}
+
+std::span<const uint8_t> Connection::frame_in_place(Opcode type, std::span<const uint8_t> payload) {
+  // The payload must be the one being delivered from the fast path, untouched by a reply yet.
+  if (!rx_ || rx_->lendable == nullptr || payload.data() != rx_->lendable ||
+      payload.size() > rx_->lendable_len)
+    return {};
+  if (state_ != State::open || out_in_message_ || !out_.empty() || is_control(type) ||
+      type == Opcode::continuation || (deflate_ && payload.size() >= deflate_options()->threshold))
+    return {};
+  rx_->lendable = nullptr;  // a second reply from the same bytes takes the usual path
+  codec::FrameHeader h;
+  h.opcode = type;
+  h.payload_len = payload.size();
+  const std::size_t hs = codec::header_size(payload.size(), false);
+  uint8_t* start = const_cast<uint8_t*>(payload.data()) - hs;  // our read buffer (see above)
+  codec::encode_header(h, start);
+  return {start, hs + payload.size()};
 }
 
 std::size_t Connection::receive_http(std::span<uint8_t> data) {

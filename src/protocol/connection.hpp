@@ -112,6 +112,20 @@ class Connection {
   // false: compression failed or did not pay; send the plain frame.
   bool encode_shared_deflated(codec::Opcode type, std::span<const uint8_t> payload,
                               std::vector<uint8_t>& out);
+  // Server, zero-copy reply: while on_message runs for a frame that was the last one of its
+  // read, a data message whose payload is that message (or a prefix of it, same start) can be
+  // framed where it lies: its header goes into the bytes in front of it (the received frame's
+  // header, consumed). Returns the whole frame, in the caller's receive buffer, for the caller to
+  // write before that buffer is reused, counting as sent; empty when it cannot be done that way
+  // (not that payload, something already queued in out(), deflate would compress it, not open):
+  // then send() as usual. Once per delivered message.
+  std::span<const uint8_t> frame_in_place(codec::Opcode type, std::span<const uint8_t> payload);
+  // The transport wrote only the start of a frame_in_place() frame: queue the rest (copied), in
+  // front of nothing (out() was empty), as bytes no priority frame may go ahead of.
+  void queue_frame_tail(std::span<const uint8_t> rest) {
+    out_.append(config_.pools, rest.data(), rest.size());
+    out_.mark_boundary(config_.pools);
+  }
   bool ping(std::span<const uint8_t> payload = {});
   bool pong(std::span<const uint8_t> payload = {});
   // Starts the closing handshake (§7.1.2). Invalid codes are local misuse: returns false.

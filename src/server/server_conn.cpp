@@ -29,6 +29,7 @@ StreamConfig make_config(const ServerImpl& s, bool busy) {
   c.send_buffer_max = s.opts.send_buffer_max;
   c.tcp_user_timeout = o.tcp_user_timeout;
   c.tcp_keepalive = o.tcp_keepalive;
+  c.socket_send_buffer = o.socket_send_buffer;
   return c;
 }
 

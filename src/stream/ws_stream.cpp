@@ -81,6 +81,8 @@ std::error_code WsStream::attach(int fd, bool connecting) {
     unsigned ms = static_cast<unsigned>(whole_ms(config().tcp_user_timeout));
     setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &ms, sizeof ms);
   }
+  if (config().socket_send_buffer > 0)
+    setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &config().socket_send_buffer, sizeof(int));
   if (config().tcp_keepalive) {
     int on = 1;
     setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof on);
@@ -104,8 +106,18 @@ SendStatus WsStream::send_message(std::string_view data, MessageType type) {
       close_stream(1008, "send buffer full: peer not reading", Cause::local_close);
     return SendStatus::dropped;
   }
-  proto_.send(type == MessageType::text ? codec::Opcode::text : codec::Opcode::binary,
-              protocol::Connection::as_bytes(data));
+  const auto op = type == MessageType::text ? codec::Opcode::text : codec::Opcode::binary;
+  const auto payload = protocol::Connection::as_bytes(data);
+  if (in_io_ && !tls_) {
+    // A reply to the message being delivered, nothing queued before it: written from the read
+    // buffer now, with no copy (write_in_place), instead of copied into the queue.
+    if (const auto frame = proto_.frame_in_place(op, payload); !frame.empty())
+      write_in_place(frame);
+    else
+      proto_.send(op, payload);
+  } else {
+    proto_.send(op, payload);
+  }
   live_.message(loop().now());
   traffic_.add(TrafficCounters::messages_sent, 1);
   config().counters->messages_sent.add();
@@ -240,6 +252,24 @@ long WsStream::write_some(std::span<const uint8_t> bytes, bool& blocked) {
     detach();
     return -1;
   }
+}
+
+void WsStream::write_in_place(std::span<const uint8_t> frame) {
+  // The frame lies in the loop's read buffer, which the next read reuses: what the socket does
+  // not take now is queued as a copy. An error is left to the flush at the end of this I/O
+  // callback (which meets it again and closes): detaching here would report the close from
+  // inside the application's message callback.
+  ssize_t n;
+  do n = ::send(fd_, frame.data(), frame.size(), MSG_NOSIGNAL);
+  while (n < 0 && errno == EINTR);
+  std::size_t sent = 0;
+  if (n > 0) {
+    sent = static_cast<std::size_t>(n);
+    traffic_.add(TrafficCounters::bytes_sent, sent);
+    config().counters->bytes_sent.add(sent);
+    live_.sent(loop().now());
+  }
+  if (sent < frame.size()) proto_.queue_frame_tail(frame.subspan(sent));
 }
 
 void WsStream::set_blocked(bool blocked) {

@@ -30,6 +30,7 @@ struct StreamConfig {
   std::size_t send_buffer_max = 16u << 20;
   loop::Duration tcp_user_timeout{};  // TCP_USER_TIMEOUT; 0: kernel default
   bool tcp_keepalive = false;         // SO_KEEPALIVE
+  int socket_send_buffer = 0;         // SO_SNDBUF; 0: kernel default
   // Pings + pongs the peer may send (server: N per second, burst N); past it: fail 1008.
   // Default: unlimited.
   limits::RateLimit control_limit;
@@ -155,6 +156,9 @@ class WsStream : public protocol::Handler, private loop::TimerBase {
   // Writes `bytes` to the socket; returns how many were taken, or -1 after detaching on error.
   // Sets blocked when the socket would block.
   long write_some(std::span<const uint8_t> bytes, bool& blocked);
+  // Writes a frame made by protocol::Connection::frame_in_place; queues what the socket does not
+  // take.
+  void write_in_place(std::span<const uint8_t> frame);
   void set_blocked(bool blocked);
   void flush_tls();
   void detach();

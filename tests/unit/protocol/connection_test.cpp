@@ -1576,11 +1576,15 @@ TEST(SmallFrameFastPath, RandomStreamsMatchTheGeneralPathInEveryChunking) {
   for (uint32_t seed = 1; seed <= 80; ++seed) {
     std::mt19937 gen(seed);
     Scenario s;
-    if (gen() % 4 == 0) s.max_frame = 40;  // some frames over the limit: 1009
+    if (gen() % 4 == 0) s.max_frame = gen() % 2 ? 40 : 200;  // some frames over the limit: 1009
     if (gen() % 4 == 0) s.max_message = 60;
     const int frames = 1 + static_cast<int>(gen() % 6);
     for (int i = 0; i < frames; ++i) {
-      const std::size_t len = gen() % 3 == 0 ? 120 + gen() % 10 : gen() % 50;  // around 125/126
+      // 7-bit lengths, around 125/126, and 16-bit ones (up to 300)
+      const uint32_t pick = gen() % 4;
+      const std::size_t len = pick == 0   ? 120 + gen() % 10
+                              : pick == 1 ? 126 + gen() % 175
+                                          : gen() % 50;
       Bytes payload = repeat_pattern(len, static_cast<uint8_t>(seed + i));
       Bytes text(len, 'a');
       FrameOpts o;
@@ -1615,7 +1619,14 @@ TEST(SmallFrameFastPath, RandomStreamsMatchTheGeneralPathInEveryChunking) {
           break;
         }
         case 8:
-          s.input = cat({s.input, frame(kPing, Bytes(len % 20, 'p'), o)});
+          if (gen() % 2) {
+            s.input = cat({s.input, frame(kPing, Bytes(len % 20, 'p'), o)});
+          } else {  // a 16-bit length that fits in 7 bits: not minimal, §5.2
+            Bytes f = frame(kBinary, Bytes(len % 126, 'n'), o);
+            f[1] = 0x80 | 126;
+            f.insert(f.begin() + 2, {0, static_cast<uint8_t>(len % 126)});
+            s.input = cat({s.input, f});
+          }
           break;
         default: {  // a continuation with no message in progress
           s.input = cat({s.input, frame(kCont, payload, o)});
@@ -1629,19 +1640,184 @@ TEST(SmallFrameFastPath, RandomStreamsMatchTheGeneralPathInEveryChunking) {
 }
 
 // The fast path delivers in place what the general path delivers: whole small frames echo the
-// same bytes, text validated (§8.1), and a 126-byte frame (16-bit length) still works.
+// same bytes, text validated (§8.1), 16-bit lengths up to 65535, and 65536 (a 64-bit length,
+// general path) still works.
 TEST(SmallFrameFastPath, WholeFramesDeliverTheirPayloads) {
   Scenario s;
   s.input = cat({masked(kBinary, "\x01\x02"), masked(kText, "h\xc3\xa9llo"), masked(kBinary, ""),
-                 masked(kBinary, std::string(125, 'x')), masked(kBinary, std::string(126, 'y'))});
-  Outcome o = run_chunked(s);
-  ASSERT_EQ(o.events.size(), 5u);
+                 masked(kBinary, std::string(125, 'x')), masked(kBinary, std::string(126, 'y')),
+                 masked(kText, std::string(1024, 't')), masked(kBinary, repeat_pattern(65535)),
+                 masked(kBinary, repeat_pattern(65536))});
+  Outcome o = run_chunked(s, std::vector<std::size_t>{1, 7, 126, 1031, 4096});
+  ASSERT_EQ(o.events.size(), 8u);
   EXPECT_EQ(o.events[0], ev_message(Opcode::binary, bytes("\x01\x02")));
   EXPECT_EQ(o.events[1], ev_message(Opcode::text, bytes("h\xc3\xa9llo")));
   EXPECT_EQ(o.events[2], ev_message(Opcode::binary, Bytes{}));
   EXPECT_EQ(o.events[3], ev_message(Opcode::binary, Bytes(125, 'x')));
   EXPECT_EQ(o.events[4], ev_message(Opcode::binary, Bytes(126, 'y')));
+  EXPECT_EQ(o.events[5], ev_message(Opcode::text, Bytes(1024, 't')));
+  EXPECT_EQ(o.events[6], ev_message(Opcode::binary, repeat_pattern(65535)));
+  EXPECT_EQ(o.events[7], ev_message(Opcode::binary, repeat_pattern(65536)));
   EXPECT_EQ(o.state, State::open);
+}
+
+// ---- Connection::frame_in_place: a reply framed in the receive buffer (zero-copy echo)
+
+// A server connection past the RFC handshake whose message callback runs `reply`.
+struct InPlaceServer final : tether::protocol::Handler {
+  tether::loop::BufferPools pools;
+  ConnectionConfig cfg;
+  std::unique_ptr<Connection> conn;
+  std::function<void(Connection&, Opcode, std::span<const uint8_t>)> reply;
+  int messages = 0;
+  explicit InPlaceServer(bool with_pools = true) {
+    cfg.role = Role::server;
+    if (with_pools) cfg.pools = &pools;
+    conn = std::make_unique<Connection>(cfg, *this);
+    Bytes hs = bytes(kUpgradeRequest);
+    conn->receive(hs);
+    EXPECT_EQ(conn->state(), State::open);
+    conn->consume_out(conn->out().size());
+  }
+  void on_message(Opcode type, std::span<const uint8_t> data) override {
+    ++messages;
+    if (reply) reply(*conn, type, data);
+  }
+  void on_close(const CloseInfo&) override {}
+  Bytes out() const { return Bytes(conn->out().data(), conn->out().data() + conn->out().size()); }
+};
+
+// The reply's frame is the server frame send() would queue (§5.2, unmasked §5.1), lying in the
+// received bytes: its header where the received header was, its payload the received payload,
+// untouched. Only the last frame of a read qualifies (a reply to an earlier one would be written
+// on its own instead of with the others), only once, and only with nothing queued before it.
+TEST(FrameInPlace, TheLastFrameOfAReadIsFramedWhereItLies) {
+  for (std::size_t len : {0u, 5u, 125u, 126u, 1024u, 65535u}) {
+    SCOPED_TRACE("payload " + std::to_string(len));
+    InPlaceServer srv;
+    const Bytes payload = repeat_pattern(len, 3);
+    Bytes input = cat({masked(kText, "first"), masked(kBinary, payload)});
+    std::vector<Bytes> framed;
+    srv.reply = [&](Connection& c, Opcode type, std::span<const uint8_t> data) {
+      auto f = c.frame_in_place(type, data);
+      if (f.empty()) {
+        framed.emplace_back();
+        return;
+      }
+      // In the input, right in front of the payload, which is unchanged.
+      EXPECT_GE(f.data(), input.data());
+      EXPECT_EQ(f.data() + f.size(), data.data() + data.size());
+      EXPECT_TRUE(std::equal(data.begin(), data.end(), payload.begin(), payload.end()));
+      framed.emplace_back(f.begin(), f.end());
+      EXPECT_TRUE(c.frame_in_place(type, data).empty()) << "twice";
+    };
+    srv.conn->receive(input);
+    ASSERT_EQ(framed.size(), 2u);
+    EXPECT_TRUE(framed[0].empty()) << "not the last frame of its read";
+    EXPECT_EQ(framed[1], unmasked(kBinary, payload));
+    EXPECT_TRUE(srv.out().empty());
+  }
+}
+
+TEST(FrameInPlace, OnlyForThatPayloadWithNothingQueuedAhead) {
+  const Bytes frame_bytes = masked(kBinary, std::string(200, 'q'));
+  auto try_reply =
+      [&](std::function<std::span<const uint8_t>(Connection&, std::span<const uint8_t>)> how) {
+        InPlaceServer srv;
+        std::optional<Bytes> got;
+        srv.reply = [&](Connection& c, Opcode, std::span<const uint8_t> data) {
+          auto f = how(c, data);
+          got = Bytes(f.begin(), f.end());
+        };
+        Bytes input = frame_bytes;
+        srv.conn->receive(input);
+        EXPECT_TRUE(got.has_value());
+        return got.value_or(Bytes{1});
+      };
+  // A prefix of the payload (same start) is fine; anything else is not.
+  EXPECT_EQ(
+      try_reply([](Connection& c, auto d) { return c.frame_in_place(Opcode::text, d.first(10)); }),
+      unmasked(kText, std::string(10, 'q')));
+  EXPECT_TRUE(try_reply([](Connection& c, auto d) {
+                return c.frame_in_place(Opcode::binary, d.subspan(1));
+              }).empty());
+  const Bytes copy(200, 'q');
+  EXPECT_TRUE(try_reply([&](Connection& c, auto) {
+                return c.frame_in_place(Opcode::binary, copy);
+              }).empty());
+  // Something queued first (a pong, another message): the reply must queue behind it.
+  EXPECT_TRUE(try_reply([](Connection& c, auto d) {
+                c.pong();
+                return c.frame_in_place(Opcode::binary, d);
+              }).empty());
+  // Control frames have their own calls; inside an outgoing fragmented message, no.
+  EXPECT_TRUE(try_reply([](Connection& c, auto d) {
+                return c.frame_in_place(Opcode::ping, d.first(5));
+              }).empty());
+  EXPECT_TRUE(try_reply([](Connection& c, auto d) {
+                c.send(Opcode::text, bytes("a"), /*fin=*/false);
+                c.consume_out(c.out().size());
+                return c.frame_in_place(Opcode::binary, d);
+              }).empty());
+  // Closing: nothing more is sent.
+  EXPECT_TRUE(try_reply([](Connection& c, auto d) {
+                c.close(1000);
+                c.consume_out(c.out().size());
+                return c.frame_in_place(Opcode::binary, d);
+              }).empty());
+  // After the callback the bytes are no longer lendable.
+  InPlaceServer srv;
+  std::span<const uint8_t> kept;
+  srv.reply = [&](Connection&, Opcode, std::span<const uint8_t> d) { kept = d; };
+  Bytes input = frame_bytes;
+  srv.conn->receive(input);
+  EXPECT_TRUE(srv.conn->frame_in_place(Opcode::binary, kept).empty());
+}
+
+// The general path (a frame split across reads, a fragmented message, a client connection)
+// never lends: its payload may not have a header's room in front of it.
+TEST(FrameInPlace, NeverFromTheGeneralPath) {
+  InPlaceServer srv;
+  int lent = 0;
+  srv.reply = [&](Connection& c, Opcode type, std::span<const uint8_t> d) {
+    lent += !c.frame_in_place(type, d).empty();
+  };
+  Bytes split = masked(kBinary, std::string(300, 's'));
+  srv.conn->receive(std::span<uint8_t>(split).first(100));
+  srv.conn->receive(std::span<uint8_t>(split).subspan(100));
+  Bytes fragmented = cat({masked(kText, "ab", false), masked(kCont, "cd")});
+  srv.conn->receive(fragmented);
+  Bytes big = masked(kBinary, repeat_pattern(70000));  // 64-bit length
+  srv.conn->receive(big);
+  EXPECT_EQ(srv.messages, 3);
+  EXPECT_EQ(lent, 0);
+}
+
+// A reply the transport took only in part: the rest is queued as bytes no priority ping or pong
+// may go ahead of, and the stream stays well framed.
+TEST(FrameInPlace, TheUnwrittenTailQueuesAheadOfPriorityFrames) {
+  InPlaceServer srv;
+  Bytes wire;
+  srv.reply = [&](Connection& c, Opcode type, std::span<const uint8_t> d) {
+    auto f = c.frame_in_place(type, d);
+    ASSERT_FALSE(f.empty());
+    wire.assign(f.begin(), f.begin() + 7);  // the transport took 7 bytes
+    c.queue_frame_tail(f.subspan(7));
+  };
+  Bytes input = masked(kBinary, repeat_pattern(500));
+  srv.conn->receive(input);
+  srv.conn->set_transport_blocked(true);
+  ASSERT_TRUE(srv.conn->ping(bytes("p1")));  // priority: but not inside the tail
+  srv.conn->send(Opcode::text, bytes("after"));
+  ASSERT_TRUE(srv.conn->pong(bytes("p2")));
+  const Bytes rest = srv.out();
+  wire.insert(wire.end(), rest.begin(), rest.end());
+  auto frames = decode_frames(wire);
+  ASSERT_EQ(frames.size(), 4u);
+  EXPECT_EQ(frames[0].payload, repeat_pattern(500));
+  // Both control frames jump the queued "after" (in either order), neither the tail.
+  EXPECT_EQ(frames[1].opcode + frames[2].opcode, kPing + kPong);
+  EXPECT_EQ(frames[3].payload, bytes("after"));
 }
 
 }  // namespace

@@ -95,6 +95,48 @@ TEST(Server, EchoesTextAndBinaryOverRawSocket) {
   EXPECT_EQ(payload, std::string("\0\1\2", 3));
 }
 
+// Replies to a frame that ended its read are written from the read buffer (zero-copy echo); a
+// server socket with an 8 KiB send buffer and a reader with a tiny receive window make those
+// writes short, so their tails are queued and later replies queue behind them. Every echo must
+// still arrive whole and in order.
+TEST(Server, EchoesArriveWholeAndInOrderThroughShortWrites) {
+  EchoServer s(1, 2000, [](tether::ServerOptions& o) { o.socket_send_buffer = 4096; });
+  RawPeer p(s.port(), nullptr, /*connect_now=*/false);
+  const int small = 4096;
+  setsockopt(p.fd(), SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+  timeval tv{10, 0};
+  setsockopt(p.fd(), SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+  ASSERT_TRUE(p.connect());
+  ASSERT_TRUE(p.upgrade());
+  auto payload_of = [](int i) {
+    std::string b(static_cast<std::size_t>(20000 + (i * 7919) % 40000), '\0');
+    for (std::size_t k = 0; k < b.size(); ++k) b[k] = static_cast<char>((k * 131 + i) >> 3);
+    return b;
+  };
+  constexpr int kMessages = 120;
+  std::thread writer([&] {
+    for (int i = 0; i < kMessages; ++i) {
+      const std::string f = frame(0x82, payload_of(i));
+      if (::send(p.fd(), f.data(), f.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(f.size())) {
+        ADD_FAILURE() << "write " << i << " failed";
+        return;
+      }
+    }
+  });
+  for (int i = 0; i < kMessages; ++i) {
+    uint8_t op = 0;
+    std::string payload;
+    if (!p.read_frame(op, payload)) {
+      ADD_FAILURE() << "no echo " << i;
+      break;
+    }
+    EXPECT_EQ(op, 0x2);
+    ASSERT_TRUE(payload == payload_of(i))
+        << "echo " << i << " differs (" << payload.size() << " bytes)";
+  }
+  writer.join();
+}
+
 struct Violation {
   const char* name;
   std::string bytes;
@@ -371,8 +413,9 @@ TEST(Deadlines, TcpOptionsAreApplied) {
   EchoServer s(1, 2000, [](tether::ServerOptions& o) {
     o.tcp_user_timeout = 1500ms;
     o.tcp_keepalive = true;
+    o.socket_send_buffer = 6000;
   });
-  int seen_timeout = -1, seen_keepalive = -1;
+  int seen_timeout = -1, seen_keepalive = -1, seen_sndbuf = -1;
   std::atomic<bool> done{false};
   s.on_open_hook = [&](tether::Connection& c) {
     // Find our own accepted socket by its peer address among the process's fds.
@@ -390,6 +433,7 @@ TEST(Deadlines, TcpOptionsAreApplied) {
       int k = 0;
       socklen_t kl = sizeof k;
       if (getsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &k, &kl) == 0) seen_keepalive = k;
+      if (getsockopt(fd, SOL_SOCKET, SO_SNDBUF, &k, &kl) == 0) seen_sndbuf = k;
       break;
     }
     done = true;
@@ -399,6 +443,7 @@ TEST(Deadlines, TcpOptionsAreApplied) {
   for (int i = 0; i < 500 && !done; ++i) std::this_thread::sleep_for(10ms);
   EXPECT_EQ(seen_timeout, 1500);
   EXPECT_EQ(seen_keepalive, 1);
+  EXPECT_EQ(seen_sndbuf, 12000);  // Linux doubles it (socket(7))
 }
 
 }  // namespace
