@@ -1,6 +1,7 @@
 // Log-linear latency histogram for the load generators (`tether bench`, bench/loadgen): 64
-// powers of two x 32 linear sub-buckets, ~3% resolution, values in ns, percentiles in µs
-// (each bucket reported by its upper bound). Header-only, no dependencies.
+// powers of two x 128 linear sub-buckets, <= 0.8% resolution (fine enough to judge a 5%
+// latency target without the bucket edges deciding it), values in ns, percentiles in µs (each
+// bucket reported by its upper bound). 64 KiB of counts. Header-only, no dependencies.
 #pragma once
 #include <cmath>
 #include <cstddef>
@@ -28,11 +29,12 @@ class LatencyHistogram {
   }
 
  private:
-  static constexpr int kSub = 32;
+  static constexpr int kSubBits = 7;
+  static constexpr int kSub = 1 << kSubBits;
   static std::size_t index(uint64_t v) {
     if (v < kSub) return v;
     const int msb = 63 - __builtin_clzll(v);
-    const int shift = msb - 5;  // keep 5 bits below the leading one
+    const int shift = msb - kSubBits;  // keep kSubBits bits below the leading one
     return static_cast<std::size_t>((shift + 1) * kSub + ((v >> shift) & (kSub - 1)));
   }
   static uint64_t upper(std::size_t i) {
