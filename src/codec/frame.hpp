@@ -56,12 +56,19 @@ constexpr std::size_t header_size(uint64_t payload_len, bool masked) {
 std::size_t encode_header_any(const FrameHeader& h, uint8_t* out);
 
 inline std::size_t encode_header(const FrameHeader& h, uint8_t* out) {
-  // Fast path, inline: unmasked with a 7-bit length (every small frame a server sends): two bytes.
-  if (!h.masked && h.payload_len < 126) {
+  // Fast path, inline: unmasked with a 7-bit or 16-bit length (every frame under 64 KiB a
+  // server sends): two or four bytes.
+  if (!h.masked && h.payload_len <= 0xFFFF) {
     out[0] = static_cast<uint8_t>((h.fin ? 0x80 : 0) | (h.rsv1 ? 0x40 : 0) | (h.rsv2 ? 0x20 : 0) |
                                   (h.rsv3 ? 0x10 : 0) | (static_cast<uint8_t>(h.opcode) & 0x0F));
-    out[1] = static_cast<uint8_t>(h.payload_len);
-    return 2;
+    if (h.payload_len < 126) {
+      out[1] = static_cast<uint8_t>(h.payload_len);
+      return 2;
+    }
+    out[1] = 126;  // §5.2: the 16-bit length, big-endian
+    out[2] = static_cast<uint8_t>(h.payload_len >> 8);
+    out[3] = static_cast<uint8_t>(h.payload_len);
+    return 4;
   }
   return encode_header_any(h, out);
 }

@@ -48,7 +48,16 @@ std::size_t apply_mask_any(uint8_t* data, std::size_t n, uint32_t mask_key, std:
   if (n >= 256) {
     const auto misalign = reinterpret_cast<std::uintptr_t>(data) % 16;
     const std::size_t head = misalign == 0 ? 0 : 16 - misalign;
-    for (std::size_t i = 0; i < head; ++i) data[i] ^= key[(offset + i) % 4];
+    // Whole key periods a word at a time (the phase stays), then the 0-3 bytes left.
+    const uint32_t k = rotated_key(key, offset);
+    std::size_t i = 0;
+    for (; i + 4 <= head; i += 4) {
+      uint32_t w;
+      std::memcpy(&w, data + i, 4);
+      w ^= k;
+      std::memcpy(data + i, &w, 4);
+    }
+    for (; i < head; ++i) data[i] ^= key[(offset + i) % 4];
     data += head;
     n -= head;
     offset = (offset + head) % 4;

@@ -5,7 +5,6 @@
 // for the duration of a read and keeps it only while something is in progress: an idle
 // connection holds none.
 #pragma once
-#include <cstddef>
 #include <cstdint>
 #include <vector>
 
@@ -30,11 +29,6 @@ struct FrameReadState {
   Opcode msg_type = Opcode::text;
   bool msg_compressed = false;  // RFC 7692 6: RSV1 on the message's first frame
   bool zero_copy_done = false;  // the message was delivered in place from the read buffer
-  // While a message delivered in place is in its callback: its payload, when the frame was the
-  // last in the read and its header bytes in front of it may take a reply's header
-  // (protocol::Connection::frame_in_place). Null otherwise.
-  const uint8_t* lendable = nullptr;
-  std::size_t lendable_len = 0;
   Utf8Validator utf8;
   std::vector<uint8_t> msg;  // pieces so far (its memory comes from the message pool)
   uint8_t ctrl_buf[max_control_payload];
@@ -49,7 +43,6 @@ struct FrameReadState {
     ctrl_data = nullptr;
     hdr_len = mask_offset = ctrl_len = 0;
     in_message = msg_compressed = zero_copy_done = false;
-    lendable = nullptr;
     msg_type = Opcode::text;
     utf8.reset();
     msg.clear();

@@ -126,6 +126,16 @@ struct ByteQueue {
 struct BufferPools {
   static constexpr std::size_t kPrewarm = 4;
   static constexpr std::size_t kMinOutCapacity = 4096;  // a fresh send buffer's first size
+  // Bytes of the loop's read buffer lent to a reply (protocol::Connection::frame_in_place): the
+  // payload of the message `owner` is delivering, when its frame was the last of the read and
+  // the bytes in front of it (the received header, consumed) may take a reply's header. One per
+  // loop: only one connection's message callback runs at a time. Null owner: nothing lent.
+  struct Loan {
+    const void* owner = nullptr;
+    const uint8_t* payload = nullptr;
+    std::size_t size = 0;
+  };
+  Loan loan;
   BufferPools() {
     for (std::size_t i = 0; i < kPrewarm; ++i) {
       ByteBuffer b;

@@ -87,13 +87,14 @@ void Connection::receive_frames(std::span<uint8_t> data) {
         pos += receive_http(data.subspan(pos));
         break;
       case ReadState::header: {
-        if (!rx_)
-          rx_ = config_.pools ? config_.pools->frames.take()
-                              : std::make_unique<codec::FrameReadState>();
-        if (rx_->hdr_len == 0 && !rx_->in_message && small_frame_fast(data, pos)) {
+        // Between messages a connection holds no read state (rx_): the fast path needs none.
+        if ((!rx_ || (rx_->hdr_len == 0 && !rx_->in_message)) && small_frame_fast(data, pos)) {
           if (rstate_ == ReadState::done) return;
           break;
         }
+        if (!rx_)
+          rx_ = config_.pools ? config_.pools->frames.take()
+                              : std::make_unique<codec::FrameReadState>();
         std::size_t consumed = 0;
         codec::HeaderStatus st;
         if (rx_->hdr_len == 0) {
@@ -180,39 +181,41 @@ bool Connection::small_frame_fast(std::span<uint8_t> data, std::size_t& pos) {
   const auto type = b0 == 0x81 ? Opcode::text : Opcode::binary;
   const std::span<const uint8_t> payload(p, len);
   if (type == Opcode::text) {
-    rx_->utf8.reset();
-    if (!rx_->utf8.feed(payload)) {
+    codec::Utf8Validator utf8;
+    if (!utf8.feed(payload)) {
       fail(1007, "invalid UTF-8 in text message", Cause::protocol_error);
       return true;
     }
-    if (!rx_->utf8.complete()) {
+    if (!utf8.complete()) {
       fail(1007, "truncated UTF-8 sequence at end of text message", Cause::protocol_error);
       return true;
     }
   }
-  rx_->header.opcode = type;  // what the general path leaves there for the same frame
-  rx_->msg_type = type;
+  if (rx_) {  // what the general path leaves there for the same frame
+    rx_->header.opcode = type;
+    rx_->msg_type = type;
+  }
+  if (state_ != State::open && state_ != State::closing) return true;  // as deliver_message()
   // The last frame of this read: its header bytes (at least 6) are free room in front of the
   // payload, where frame_in_place() can put a reply's header (at most 4) while the message
   // callback runs.
-  if (pos == data.size()) {
-    rx_->lendable = p;
-    rx_->lendable_len = len;
-  }
-  deliver_message(payload);
-  if (rx_) rx_->lendable = nullptr;
+  loop::BufferPools* pools = config_.pools;
+  if (pools && pos == data.size()) pools->loan = {this, p, len};
+  handler_.on_message(type, payload);
+  if (pools) pools->loan.owner = nullptr;
   return true;
 }
 
 std::span<const uint8_t> Connection::frame_in_place(Opcode type, std::span<const uint8_t> payload) {
   // The payload must be the one being delivered from the fast path, untouched by a reply yet.
-  if (!rx_ || rx_->lendable == nullptr || payload.data() != rx_->lendable ||
-      payload.size() > rx_->lendable_len)
+  loop::BufferPools* pools = config_.pools;
+  if (!pools || pools->loan.owner != this || payload.data() != pools->loan.payload ||
+      payload.size() > pools->loan.size)
     return {};
   if (state_ != State::open || out_in_message_ || !out_.empty() || is_control(type) ||
       type == Opcode::continuation || (deflate_ && payload.size() >= deflate_options()->threshold))
     return {};
-  rx_->lendable = nullptr;  // a second reply from the same bytes takes the usual path
+  pools->loan.owner = nullptr;  // a second reply from the same bytes takes the usual path
   codec::FrameHeader h;
   h.opcode = type;
   h.payload_len = payload.size();
