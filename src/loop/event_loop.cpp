@@ -52,7 +52,6 @@ struct EventLoop::Impl {
   // both with their capacity, so deferring and posting allocate nothing in steady state (a
   // fresh local vector would hand `deferred` an empty one to grow again on every flush).
   std::vector<std::function<void()>> deferred_batch, posted_batch;
-  std::vector<uint8_t> read_buf;  // see read_buffer()
   std::atomic<std::thread::id> owner;
 
   std::mutex post_mu;
@@ -256,10 +255,5 @@ bool EventLoop::in_loop_thread() const {
 }
 
 void EventLoop::update_time() { now_ = impl_->clock->now(); }
-
-std::span<uint8_t> EventLoop::read_buffer() {
-  if (impl_->read_buf.empty()) impl_->read_buf.resize(256 * 1024);
-  return impl_->read_buf;
-}
 
 }  // namespace tether::loop

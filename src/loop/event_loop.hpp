@@ -60,7 +60,12 @@ class EventLoop {
   TimerWheel& timers() { return wheel_; }
   // A read buffer owned by the loop, shared by every socket it drives (they are read one at a
   // time, on this loop's thread): memory per connection stays independent of the read size.
-  std::span<uint8_t> read_buffer();
+  // Made on first use (256 KiB); inline: every read asks for it.
+  std::span<uint8_t> read_buffer() {
+    if (read_buf_.empty()) [[unlikely]]
+      read_buf_.resize(256 * 1024);
+    return read_buf_;
+  }
   // Send-queue and message buffers lent to this loop's connections while bytes are in flight.
   BufferPools& buffer_pools() { return pools_; }
 
@@ -70,6 +75,7 @@ class EventLoop {
   TimePoint now_;
   TimerWheel wheel_;
   BufferPools pools_;
+  std::vector<uint8_t> read_buf_;  // see read_buffer()
   std::atomic<bool> stop_{false};
 };
 

@@ -287,6 +287,9 @@ void WsStream::flush() {
     return;
   }
   const auto& out = proto_.out();
+  // Nothing queued, not waiting to write, nothing to report (after a zero-copy reply, say).
+  if (out.empty() && !want_write_ && queue_reported_ == 0 && !proto_.should_close_transport())
+    return;
   bool wrote = false, blocked = false;
   while (!out.empty()) {
     long n = write_some({out.data(), out.size()}, blocked);
