@@ -55,6 +55,8 @@ fuzz: deps
 	scripts/fuzz.sh $(FUZZ_SECONDS)
 
 # Every script-owned section of docs/bench.md and its charts, in one go (~35 min on 2 CPUs):
+#   0. bench/micro.py: the codec microbenchmarks (GB/s) and allocations per echoed message
+#      (bench/micro_codec, bench/alloc_echo; ~1 min); section `micro`;
 #   1. bench/compare.py (BENCH_FLAGS): tether, Boost.Beast, websocketpp, libwebsockets, Node ws and
 #      a raw TCP echo ceiling, workloads W1-W4, 5 interleaved rounds with tether and raw TCP back to
 #      back in each (~21 min); section `compare` and the charts in $(BENCH_CHARTS)/;
@@ -76,6 +78,8 @@ bench: deps
 	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release -DTETHER_BUILD_BENCH=ON
 	cmake --build $(BUILD) -j $(JOBS)
 	@rc=0; \
+	echo "== bench/micro.py"; \
+	/usr/bin/python3 bench/micro.py --build $(BUILD) --out $(BENCH_OUT) > /dev/null || rc=1; \
 	echo "== bench/compare.py $(BENCH_FLAGS)"; \
 	/usr/bin/python3 bench/compare.py --build $(BUILD) $(BENCH_FLAGS) --out $(BENCH_OUT) --charts $(BENCH_CHARTS) || rc=1; \
 	echo "== bench/idle.sh $(IDLE_FLAGS)"; \

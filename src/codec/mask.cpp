@@ -32,6 +32,53 @@ void xor16(uint8_t* p, const Bytes16& k) {
 }
 #endif
 
+#if defined(__GNUC__) && defined(__x86_64__)
+// 32 bytes at a time where the CPU has AVX2 (checked once at run time; the build targets plain
+// x86-64): half the instructions of the SSE2 loop on long payloads. Returns the bytes done, a
+// multiple of 32; the caller finishes the rest, still in phase (32 is a multiple of 4).
+typedef uint8_t Bytes32 __attribute__((vector_size(32)));
+
+__attribute__((target("avx2"))) std::size_t xor_avx2(uint8_t* data, std::size_t n, uint32_t k32) {
+  uint8_t pattern[32];
+  for (std::size_t i = 0; i < 32; i += 4) std::memcpy(pattern + i, &k32, 4);
+  Bytes32 k;
+  std::memcpy(&k, pattern, 32);
+  std::size_t done = 0;
+  for (; n - done >= 128; done += 128) {
+    Bytes32 a, b, c, d;
+    std::memcpy(&a, data + done, 32);
+    std::memcpy(&b, data + done + 32, 32);
+    std::memcpy(&c, data + done + 64, 32);
+    std::memcpy(&d, data + done + 96, 32);
+    a ^= k;
+    b ^= k;
+    c ^= k;
+    d ^= k;
+    std::memcpy(data + done, &a, 32);
+    std::memcpy(data + done + 32, &b, 32);
+    std::memcpy(data + done + 64, &c, 32);
+    std::memcpy(data + done + 96, &d, 32);
+  }
+  for (; n - done >= 32; done += 32) {
+    Bytes32 a;
+    std::memcpy(&a, data + done, 32);
+    a ^= k;
+    std::memcpy(data + done, &a, 32);
+  }
+  return done;
+}
+
+bool has_avx2() {
+  static const bool has = [] {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") != 0;
+  }();
+  return has;
+}
+#else
+constexpr bool has_avx2() { return false; }
+#endif
+
 }  // namespace
 
 std::size_t apply_mask_any(uint8_t* data, std::size_t n, uint32_t mask_key, std::size_t offset) {
@@ -42,12 +89,14 @@ std::size_t apply_mask_any(uint8_t* data, std::size_t n, uint32_t mask_key, std:
   std::memcpy(key, &mask_key, 4);  // wire order, as parse_header stored it
   offset %= 4;
 
-  // Large payloads: a byte loop up to 16-byte alignment first, so no vector store splits a
-  // cache line. Small ones (most messages) go straight to unaligned moves, which cost the same
-  // as aligned ones on current CPUs and save the head loop.
+  // Large payloads: up to vector alignment (32 bytes with AVX2, else 16) first, so no vector
+  // store splits a cache line. Small ones (most messages) go straight to unaligned moves, which
+  // cost the same as aligned ones on current CPUs and save the head loop.
+  const bool wide = n >= 256 && has_avx2();
   if (n >= 256) {
-    const auto misalign = reinterpret_cast<std::uintptr_t>(data) % 16;
-    const std::size_t head = misalign == 0 ? 0 : 16 - misalign;
+    const std::size_t align = wide ? 32 : 16;
+    const auto misalign = reinterpret_cast<std::uintptr_t>(data) % align;
+    const std::size_t head = misalign == 0 ? 0 : align - misalign;
     // Whole key periods a word at a time (the phase stays), then the 0-3 bytes left.
     const uint32_t k = rotated_key(key, offset);
     std::size_t i = 0;
@@ -65,6 +114,13 @@ std::size_t apply_mask_any(uint8_t* data, std::size_t n, uint32_t mask_key, std:
 
   // Every step below consumes a multiple of 4 bytes, so the key phase stays at `offset`.
   const uint32_t k32 = rotated_key(key, offset);
+#if defined(__GNUC__) && defined(__x86_64__)
+  if (wide) {
+    const std::size_t done = xor_avx2(data, n, k32);
+    data += done;
+    n -= done;
+  }
+#endif
 #if defined(__GNUC__)
   if (n >= 16) {
     uint8_t pattern[16];
