@@ -1,5 +1,5 @@
 // apply_mask's vector paths (16 bytes at a time, 64 per iteration; 32 and 128 where the CPU has
-// AVX2; alignment head from 256 bytes) against the §5.3 definition at every length, key offset
+// AVX2; alignment head from 4 KiB) against the §5.3 definition at every length, key offset
 // and start alignment (mod 32) that reaches them.
 #include <gtest/gtest.h>
 
