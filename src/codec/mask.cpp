@@ -81,8 +81,6 @@ constexpr bool has_avx2() { return false; }
 
 }  // namespace
 
-constexpr std::size_t kAlignFrom = 4096;  // see below
-
 std::size_t apply_mask_any(uint8_t* data, std::size_t n, uint32_t mask_key, std::size_t offset) {
   const std::size_t result = (offset + n) % 4;
   if (n == 0) return result;
@@ -95,6 +93,7 @@ std::size_t apply_mask_any(uint8_t* data, std::size_t n, uint32_t mask_key, std:
   // store splits a cache line. Smaller ones (most messages) go straight to unaligned moves: up
   // to a few KiB the head loop costs more than the split lines it saves (1 KiB at start +3:
   // 18 ns without it, 24 with it).
+  constexpr std::size_t kAlignFrom = 4096;
   const bool wide = n >= 256 && has_avx2();
   if (n >= kAlignFrom) {
     const std::size_t align = wide ? 32 : 16;

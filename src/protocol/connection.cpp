@@ -88,7 +88,7 @@ void Connection::receive_frames(std::span<uint8_t> data) {
         break;
       case ReadState::header: {
         // Between messages a connection holds no read state (rx_): the fast path needs none.
-        if ((!rx_ || (rx_->hdr_len == 0 && !rx_->in_message)) && small_frame_fast(data, pos)) {
+        if ((!rx_ || (rx_->hdr_len == 0 && !rx_->in_message)) && whole_frame_fast(data, pos)) {
           if (rstate_ == ReadState::done) return;
           break;
         }
@@ -148,13 +148,13 @@ void Connection::receive_frames(std::span<uint8_t> data) {
 }
 
 // The common case on a server, taken without the general state machine: a whole unfragmented
-// binary or text frame from a client, masked, with a 7-bit or 16-bit length (up to 64 KiB - 1,
-// minimally encoded), no RSV bit, no message in progress, all of it in `data`. Every check
-// begin_frame() and payload_chunk() make for such a frame holds here by the tests on the
-// header bytes (FIN, opcode, RSV, MASK, length) plus the size limits and, for text, UTF-8
-// (§5.6, §8.1), so the delivery is the one the general path makes. Anything else (and a frame
-// split across reads) returns false: the general path.
-bool Connection::small_frame_fast(std::span<uint8_t> data, std::size_t& pos) {
+// binary or text frame from a client, masked, with a minimally encoded length of any form (§5.2),
+// no RSV bit, no message in progress, all of it in `data`. Every check begin_frame() and
+// payload_chunk() make for such a frame holds here by the tests on the header bytes (FIN,
+// opcode, RSV, MASK, length) plus the size limits and, for text, UTF-8 (§5.6, §8.1), so the
+// delivery is the one the general path makes. Anything else (and a frame split across reads)
+// returns false: the general path.
+bool Connection::whole_frame_fast(std::span<uint8_t> data, std::size_t& pos) {
   const std::size_t avail = data.size() - pos;
   if (config_.role != Role::server || avail < 6) return false;
   uint8_t* f = data.data() + pos;
@@ -170,7 +170,13 @@ bool Connection::small_frame_fast(std::span<uint8_t> data, std::size_t& pos) {
     if (len < 126) return false;  // not minimal: the general path fails it (§5.2)
     hs = 8;
   } else if (len == 127) {
-    return false;
+    if (avail < 14) return false;
+    uint64_t len64 = 0;
+    for (int i = 2; i < 10; ++i) len64 = (len64 << 8) | f[i];
+    // Not minimal, or the high bit set, or more than this read holds: the general path.
+    if (len64 <= 0xFFFF || len64 > avail) return false;
+    len = static_cast<std::size_t>(len64);
+    hs = 14;
   }
   if (avail < hs + len || len > config_.max_frame || len > config_.max_message) return false;
   uint32_t key;
@@ -195,13 +201,12 @@ bool Connection::small_frame_fast(std::span<uint8_t> data, std::size_t& pos) {
     rx_->header.opcode = type;
     rx_->msg_type = type;
   }
-  if (state_ != State::open && state_ != State::closing) return true;  // as deliver_message()
-  // The last frame of this read: its header bytes (at least 6) are free room in front of the
-  // payload, where frame_in_place() can put a reply's header (at most 4) while the message
-  // callback runs.
+  // The last frame of this read: its header bytes (6, 8 or 14) are free room in front of the
+  // payload, where frame_in_place() can put a reply's header (2, 4 or 10: never longer than the
+  // received one, as the reply is no longer) while the message callback runs.
   loop::BufferPools* pools = config_.pools;
   if (pools && pos == data.size()) pools->loan = {this, p, len};
-  handler_.on_message(type, payload);
+  deliver_message(type, payload);
   if (pools) pools->loan.owner = nullptr;
   return true;
 }
@@ -427,7 +432,7 @@ void Connection::payload_chunk(uint8_t* p, std::size_t n, bool whole_frame_here)
     }
     rx_->zero_copy_done = true;
     rx_->in_message = false;
-    deliver_message(chunk);
+    deliver_message(rx_->msg_type, chunk);
     return;
   }
   take_message_buffer();
@@ -451,7 +456,7 @@ void Connection::end_frame() {
     return;
   }
   rx_->in_message = false;
-  deliver_message(rx_->msg);
+  deliver_message(rx_->msg_type, rx_->msg);
   rx_->msg.clear();
   if (config_.pools)
     config_.pools->message.give(rx_->msg);  // the next message in pieces takes one again
@@ -486,9 +491,9 @@ bool Connection::inflated(extensions::InflateStatus st, std::size_t before) {
   return true;
 }
 
-void Connection::deliver_message(std::span<const uint8_t> data) {
+void Connection::deliver_message(Opcode type, std::span<const uint8_t> data) {
   if (state_ != State::open && state_ != State::closing) return;
-  handler_.on_message(rx_->msg_type, data);
+  handler_.on_message(type, data);
 }
 
 void Connection::handle_control() {

@@ -163,11 +163,11 @@ class Connection {
   std::size_t receive_http(std::span<uint8_t> data);
   bool begin_frame();  // validate header_, set up payload state; false if failed
   void payload_chunk(uint8_t* p, std::size_t n, bool whole_frame_here);
-  bool small_frame_fast(std::span<uint8_t> data, std::size_t& pos);
+  bool whole_frame_fast(std::span<uint8_t> data, std::size_t& pos);
   void end_frame();
   void handle_control();
   bool inflated(extensions::InflateStatus st, std::size_t before);  // false if failed
-  void deliver_message(std::span<const uint8_t> data);
+  void deliver_message(codec::Opcode type, std::span<const uint8_t> data);
   bool send_compressed(codec::Opcode type, std::span<const uint8_t> payload);
   const DeflateOptions* deflate_options() const;
   void write_frame(codec::Opcode op, bool fin, std::span<const uint8_t> payload, bool rsv1 = false);

@@ -235,23 +235,27 @@ void WsStream::tls_failed() {
   detach();
 }
 
-long WsStream::write_some(std::span<const uint8_t> bytes, bool& blocked) {
-  for (;;) {
-    ssize_t n = ::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL);
-    if (n >= 0) {
-      traffic_.add(TrafficCounters::bytes_sent, static_cast<uint64_t>(n));
-      config().counters->bytes_sent.add(static_cast<uint64_t>(n));
-      return n;
-    }
-    if (errno == EINTR) continue;
-    if (errno == EAGAIN || errno == EWOULDBLOCK) {
-      blocked = true;
-      return 0;
-    }
-    proto_.receive_eof(Cause::network_error, std::strerror(errno));
-    detach();
-    return -1;
+ssize_t WsStream::send_counted(std::span<const uint8_t> bytes) {
+  ssize_t n;
+  do n = ::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL);
+  while (n < 0 && errno == EINTR);
+  if (n > 0) {
+    traffic_.add(TrafficCounters::bytes_sent, static_cast<uint64_t>(n));
+    config().counters->bytes_sent.add(static_cast<uint64_t>(n));
   }
+  return n;
+}
+
+long WsStream::write_some(std::span<const uint8_t> bytes, bool& blocked) {
+  const ssize_t n = send_counted(bytes);
+  if (n >= 0) return n;
+  if (errno == EAGAIN || errno == EWOULDBLOCK) {
+    blocked = true;
+    return 0;
+  }
+  proto_.receive_eof(Cause::network_error, std::strerror(errno));
+  detach();
+  return -1;
 }
 
 void WsStream::write_in_place(std::span<const uint8_t> frame) {
@@ -259,16 +263,9 @@ void WsStream::write_in_place(std::span<const uint8_t> frame) {
   // not take now is queued as a copy. An error is left to the flush at the end of this I/O
   // callback (which meets it again and closes): detaching here would report the close from
   // inside the application's message callback.
-  ssize_t n;
-  do n = ::send(fd_, frame.data(), frame.size(), MSG_NOSIGNAL);
-  while (n < 0 && errno == EINTR);
-  std::size_t sent = 0;
-  if (n > 0) {
-    sent = static_cast<std::size_t>(n);
-    traffic_.add(TrafficCounters::bytes_sent, sent);
-    config().counters->bytes_sent.add(sent);
-    live_.sent(loop().now());
-  }
+  const ssize_t n = send_counted(frame);
+  const std::size_t sent = n > 0 ? static_cast<std::size_t>(n) : 0;
+  if (sent > 0) live_.sent(loop().now());
   if (sent < frame.size()) proto_.queue_frame_tail(frame.subspan(sent));
 }
 

@@ -5,6 +5,8 @@
 // Timers: one intrusive Timer per stream, armed for Liveness::next_deadline(). Traffic only
 // updates timestamps; when the timer fires it asks Liveness what is due and re-arms itself.
 #pragma once
+#include <sys/types.h>  // ssize_t
+
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -153,6 +155,8 @@ class WsStream : public protocol::Handler, private loop::TimerBase {
   // TLS: decrypts what recv() put in the read buffer and feeds the protocol. false: stop reading.
   bool receive_tls(std::size_t n);
   void tls_failed();
+  // One send(2) (retried on EINTR) of `bytes`, counted in the traffic metrics; send's result.
+  ssize_t send_counted(std::span<const uint8_t> bytes);
   // Writes `bytes` to the socket; returns how many were taken, or -1 after detaching on error.
   // Sets blocked when the socket would block.
   long write_some(std::span<const uint8_t> bytes, bool& blocked);

@@ -1567,11 +1567,11 @@ TEST(ControlPriority, NoReorderingWhenNotBlockedOrAfterClose) {
   EXPECT_EQ(frames[3].opcode, kPong);
 }
 
-// The server's fast path for whole small data frames (Connection::small_frame_fast) against the
+// The server's fast path for whole data frames (Connection::whole_frame_fast) against the
 // general state machine: random streams of small frames, valid and not, are fed whole (the fast
 // path takes every frame it can) and in every chunking (a frame split across reads always takes
 // the general path); run_chunked demands the same events, output and state from all of them.
-TEST(SmallFrameFastPath, RandomStreamsMatchTheGeneralPathInEveryChunking) {
+TEST(WholeFrameFastPath, RandomStreamsMatchTheGeneralPathInEveryChunking) {
   const std::array<uint8_t, 4> key{0x37, 0xfa, 0x21, 0x3d};
   for (uint32_t seed = 1; seed <= 80; ++seed) {
     std::mt19937 gen(seed);
@@ -1580,11 +1580,12 @@ TEST(SmallFrameFastPath, RandomStreamsMatchTheGeneralPathInEveryChunking) {
     if (gen() % 4 == 0) s.max_message = 60;
     const int frames = 1 + static_cast<int>(gen() % 6);
     for (int i = 0; i < frames; ++i) {
-      // 7-bit lengths, around 125/126, and 16-bit ones (up to 300)
+      // 7-bit lengths, around 125/126, 16-bit ones (up to 300), now and then a 64-bit one
       const uint32_t pick = gen() % 4;
-      const std::size_t len = pick == 0   ? 120 + gen() % 10
-                              : pick == 1 ? 126 + gen() % 175
-                                          : gen() % 50;
+      const std::size_t len = pick == 0                      ? 120 + gen() % 10
+                              : pick == 1                    ? 126 + gen() % 175
+                              : pick == 2 && gen() % 16 == 0 ? 65536 + gen() % 64
+                                                             : gen() % 50;
       Bytes payload = repeat_pattern(len, static_cast<uint8_t>(seed + i));
       Bytes text(len, 'a');
       FrameOpts o;
@@ -1621,10 +1622,15 @@ TEST(SmallFrameFastPath, RandomStreamsMatchTheGeneralPathInEveryChunking) {
         case 8:
           if (gen() % 2) {
             s.input = cat({s.input, frame(kPing, Bytes(len % 20, 'p'), o)});
-          } else {  // a 16-bit length that fits in 7 bits: not minimal, §5.2
+          } else if (gen() % 2) {  // a 16-bit length that fits in 7 bits: not minimal, §5.2
             Bytes f = frame(kBinary, Bytes(len % 126, 'n'), o);
             f[1] = 0x80 | 126;
             f.insert(f.begin() + 2, {0, static_cast<uint8_t>(len % 126)});
+            s.input = cat({s.input, f});
+          } else {  // a 64-bit length that fits in 16 bits: not minimal either
+            Bytes f = frame(kBinary, Bytes(126 + len % 200, 'm'), o);  // 16-bit form
+            f[1] = 0x80 | 127;
+            f.insert(f.begin() + 2, {0, 0, 0, 0, 0, 0});
             s.input = cat({s.input, f});
           }
           break;
@@ -1639,10 +1645,9 @@ TEST(SmallFrameFastPath, RandomStreamsMatchTheGeneralPathInEveryChunking) {
   }
 }
 
-// The fast path delivers in place what the general path delivers: whole small frames echo the
-// same bytes, text validated (§8.1), 16-bit lengths up to 65535, and 65536 (a 64-bit length,
-// general path) still works.
-TEST(SmallFrameFastPath, WholeFramesDeliverTheirPayloads) {
+// The fast path delivers in place what the general path delivers: whole frames echo the same
+// bytes, text validated (§8.1), 7-bit and 16-bit lengths, and 64-bit ones from 65536.
+TEST(WholeFrameFastPath, WholeFramesDeliverTheirPayloads) {
   Scenario s;
   s.input = cat({masked(kBinary, "\x01\x02"), masked(kText, "h\xc3\xa9llo"), masked(kBinary, ""),
                  masked(kBinary, std::string(125, 'x')), masked(kBinary, std::string(126, 'y')),
@@ -1692,7 +1697,7 @@ struct InPlaceServer final : tether::protocol::Handler {
 // untouched. Only the last frame of a read qualifies (a reply to an earlier one would be written
 // on its own instead of with the others), only once, and only with nothing queued before it.
 TEST(FrameInPlace, TheLastFrameOfAReadIsFramedWhereItLies) {
-  for (std::size_t len : {0u, 5u, 125u, 126u, 1024u, 65535u}) {
+  for (std::size_t len : {0u, 5u, 125u, 126u, 1024u, 65535u, 65536u, 200000u}) {
     SCOPED_TRACE("payload " + std::to_string(len));
     InPlaceServer srv;
     const Bytes payload = repeat_pattern(len, 3);
@@ -1787,8 +1792,9 @@ TEST(FrameInPlace, NeverFromTheGeneralPath) {
   srv.conn->receive(std::span<uint8_t>(split).subspan(100));
   Bytes fragmented = cat({masked(kText, "ab", false), masked(kCont, "cd")});
   srv.conn->receive(fragmented);
-  Bytes big = masked(kBinary, repeat_pattern(70000));  // 64-bit length
-  srv.conn->receive(big);
+  Bytes big = masked(kBinary, repeat_pattern(70000));  // its header split across reads
+  srv.conn->receive(std::span<uint8_t>(big).first(5));
+  srv.conn->receive(std::span<uint8_t>(big).subspan(5));
   EXPECT_EQ(srv.messages, 3);
   EXPECT_EQ(lent, 0);
 }
