@@ -99,16 +99,7 @@ std::size_t apply_mask_any(uint8_t* data, std::size_t n, uint32_t mask_key, std:
     const std::size_t align = wide ? 32 : 16;
     const auto misalign = reinterpret_cast<std::uintptr_t>(data) % align;
     const std::size_t head = misalign == 0 ? 0 : align - misalign;
-    // Whole key periods a word at a time (the phase stays), then the 0-3 bytes left.
-    const uint32_t k = rotated_key(key, offset);
-    std::size_t i = 0;
-    for (; i + 4 <= head; i += 4) {
-      uint32_t w;
-      std::memcpy(&w, data + i, 4);
-      w ^= k;
-      std::memcpy(data + i, &w, 4);
-    }
-    for (; i < head; ++i) data[i] ^= key[(offset + i) % 4];
+    for (std::size_t i = 0; i < head; ++i) data[i] ^= key[(offset + i) % 4];
     data += head;
     n -= head;
     offset = (offset + head) % 4;
