@@ -197,10 +197,6 @@ bool Connection::whole_frame_fast(std::span<uint8_t> data, std::size_t& pos) {
       return true;
     }
   }
-  if (rx_) {  // what the general path leaves there for the same frame
-    rx_->header.opcode = type;
-    rx_->msg_type = type;
-  }
   // The last frame of this read: its header bytes (6, 8 or 14) are free room in front of the
   // payload, where frame_in_place() can put a reply's header (2, 4 or 10: never longer than the
   // received one, as the reply is no longer) while the message callback runs.

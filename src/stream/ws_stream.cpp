@@ -108,16 +108,14 @@ SendStatus WsStream::send_message(std::string_view data, MessageType type) {
   }
   const auto op = type == MessageType::text ? codec::Opcode::text : codec::Opcode::binary;
   const auto payload = protocol::Connection::as_bytes(data);
-  if (in_io_ && !tls_) {
-    // A reply to the message being delivered, nothing queued before it: written from the read
-    // buffer now, with no copy (write_in_place), instead of copied into the queue.
-    if (const auto frame = proto_.frame_in_place(op, payload); !frame.empty())
-      write_in_place(frame);
-    else
-      proto_.send(op, payload);
-  } else {
+  // A reply to the message being delivered, nothing queued before it: written from the read
+  // buffer now, with no copy (write_in_place), instead of copied into the queue.
+  const auto frame =
+      in_io_ && !tls_ ? proto_.frame_in_place(op, payload) : std::span<const uint8_t>{};
+  if (!frame.empty())
+    write_in_place(frame);
+  else
     proto_.send(op, payload);
-  }
   live_.message(loop().now());
   traffic_.add(TrafficCounters::messages_sent, 1);
   config().counters->messages_sent.add();
