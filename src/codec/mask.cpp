@@ -38,6 +38,13 @@ void xor16(uint8_t* p, const Bytes16& k) {
 // multiple of 32; the caller finishes the rest, still in phase (32 is a multiple of 4).
 typedef uint8_t Bytes32 __attribute__((vector_size(32)));
 
+__attribute__((target("avx2"))) inline void xor32(uint8_t* p, const Bytes32& k) {
+  Bytes32 v;
+  std::memcpy(&v, p, 32);
+  v ^= k;
+  std::memcpy(p, &v, 32);
+}
+
 __attribute__((target("avx2"))) std::size_t xor_avx2(uint8_t* data, std::size_t n, uint32_t k32) {
   uint8_t pattern[32];
   for (std::size_t i = 0; i < 32; i += 4) std::memcpy(pattern + i, &k32, 4);
@@ -45,26 +52,12 @@ __attribute__((target("avx2"))) std::size_t xor_avx2(uint8_t* data, std::size_t 
   std::memcpy(&k, pattern, 32);
   std::size_t done = 0;
   for (; n - done >= 128; done += 128) {
-    Bytes32 a, b, c, d;
-    std::memcpy(&a, data + done, 32);
-    std::memcpy(&b, data + done + 32, 32);
-    std::memcpy(&c, data + done + 64, 32);
-    std::memcpy(&d, data + done + 96, 32);
-    a ^= k;
-    b ^= k;
-    c ^= k;
-    d ^= k;
-    std::memcpy(data + done, &a, 32);
-    std::memcpy(data + done + 32, &b, 32);
-    std::memcpy(data + done + 64, &c, 32);
-    std::memcpy(data + done + 96, &d, 32);
+    xor32(data + done, k);
+    xor32(data + done + 32, k);
+    xor32(data + done + 64, k);
+    xor32(data + done + 96, k);
   }
-  for (; n - done >= 32; done += 32) {
-    Bytes32 a;
-    std::memcpy(&a, data + done, 32);
-    a ^= k;
-    std::memcpy(data + done, &a, 32);
-  }
+  for (; n - done >= 32; done += 32) xor32(data + done, k);
   return done;
 }
 
