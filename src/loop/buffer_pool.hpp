@@ -7,8 +7,10 @@
 // Bounded: at most `max_buffers` buffers and `max_bytes` of capacity are kept; what does not fit
 // is freed. Buffers come back LIFO (the one given last is still in cache). One loop thread only.
 #pragma once
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <memory>
 #include <new>
 #include <utility>
@@ -18,28 +20,70 @@
 
 namespace tether::loop {
 
-// vector<uint8_t>::resize would zero every byte before a frame overwrites it; this allocator
-// default-initialises instead (no writes), which matters for large payloads.
-template <class T>
-struct NoInitAllocator : std::allocator<T> {
-  template <class U>
-  struct rebind {
-    using other = NoInitAllocator<U>;
-  };
-  NoInitAllocator() = default;
-  template <class U>
-  NoInitAllocator(const NoInitAllocator<U>&) noexcept {}
-  template <class U>
-  void construct(U* p) noexcept {
-    ::new (static_cast<void*>(p)) U;
+// A send queue's bytes (protocol::OutBuffer): a vector of bytes cut down to what the queue
+// needs. Growing it writes nothing (vector<uint8_t>::resize would zero every byte a frame then
+// overwrites), and taking room that is already there is a compare and an add, which the
+// queue does for every message it frames.
+class ByteBuffer {
+ public:
+  ByteBuffer() = default;
+  ByteBuffer(ByteBuffer&& o) noexcept
+      : data_(std::exchange(o.data_, nullptr)),
+        size_(std::exchange(o.size_, 0)),
+        cap_(std::exchange(o.cap_, 0)) {}
+  ByteBuffer& operator=(ByteBuffer&& o) noexcept {
+    ByteBuffer(std::move(o)).swap(*this);
+    return *this;
   }
-  template <class U, class... Args>
-  void construct(U* p, Args&&... args) {
-    ::new (static_cast<void*>(p)) U(std::forward<Args>(args)...);
+  ByteBuffer(const ByteBuffer&) = delete;
+  ByteBuffer& operator=(const ByteBuffer&) = delete;
+  ~ByteBuffer() { ::operator delete(data_); }
+
+  uint8_t* data() { return data_; }
+  const uint8_t* data() const { return data_; }
+  std::size_t size() const { return size_; }
+  std::size_t capacity() const { return cap_; }
+  bool empty() const { return size_ == 0; }
+  void clear() { size_ = 0; }
+  void reserve(std::size_t n) {
+    if (n > cap_) reallocate(n);
   }
+  // New bytes are left as they are (the caller writes them).
+  void resize(std::size_t n) {
+    if (n > cap_) reallocate(std::max(n, 2 * cap_));
+    size_ = n;
+  }
+  // Room for `n` more bytes at the back, or nullptr when the capacity is short (then resize).
+  uint8_t* grow_within(std::size_t n) {
+    if (cap_ - size_ < n) return nullptr;
+    uint8_t* p = data_ + size_;
+    size_ += n;
+    return p;
+  }
+  void shrink_to_fit() {
+    if (size_ == 0) {
+      ByteBuffer().swap(*this);
+    } else if (size_ < cap_) {
+      reallocate(size_);
+    }
+  }
+  void swap(ByteBuffer& o) noexcept {
+    std::swap(data_, o.data_);
+    std::swap(size_, o.size_);
+    std::swap(cap_, o.cap_);
+  }
+
+ private:
+  void reallocate(std::size_t cap) {
+    auto* p = static_cast<uint8_t*>(::operator new(cap));
+    if (size_) std::memcpy(p, data_, size_);
+    ::operator delete(data_);
+    data_ = p;
+    cap_ = cap;
+  }
+  uint8_t* data_ = nullptr;
+  std::size_t size_ = 0, cap_ = 0;
 };
-// A send queue's bytes (protocol::OutBuffer).
-using ByteBuffer = std::vector<uint8_t, NoInitAllocator<uint8_t>>;
 // A message being reassembled or inflated (protocol::Connection).
 using MessageBuffer = std::vector<uint8_t>;
 

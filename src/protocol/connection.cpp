@@ -207,12 +207,10 @@ bool Connection::whole_frame_fast(std::span<uint8_t> data, std::size_t& pos) {
   return true;
 }
 
-std::span<const uint8_t> Connection::frame_in_place(Opcode type, std::span<const uint8_t> payload) {
+std::span<const uint8_t> Connection::frame_lent(Opcode type, std::span<const uint8_t> payload) {
   // The payload must be the one being delivered from the fast path, untouched by a reply yet.
   loop::BufferPools* pools = config_.pools;
-  if (!pools || pools->loan.owner != this || payload.data() != pools->loan.payload ||
-      payload.size() > pools->loan.size)
-    return {};
+  if (payload.data() != pools->loan.payload || payload.size() > pools->loan.size) return {};
   if (state_ != State::open || out_in_message_ || !out_.empty() || is_control(type) ||
       type == Opcode::continuation || (deflate_ && payload.size() >= deflate_options()->threshold))
     return {};
@@ -541,7 +539,7 @@ void Connection::handle_control() {
   }
 }
 
-bool Connection::send(Opcode type, std::span<const uint8_t> payload, bool fin) {
+bool Connection::send_any(Opcode type, std::span<const uint8_t> payload, bool fin) {
   if (state_ != State::open) return false;
   // Local misuse, not a peer fault: only data frames here (ping/pong/close have their own calls,
   // §5.5), and fragments must follow §5.4: first text/binary, then continuations.

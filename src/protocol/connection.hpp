@@ -7,6 +7,7 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <memory>
 #include <optional>
 #include <span>
@@ -95,7 +96,27 @@ class Connection {
   // Sends one message (one frame) or one fragment. false when not open (nothing queued).
   // With permessage-deflate negotiated, a whole message (fin, not a fragment sequence) of at
   // least DeflateOptions::threshold bytes is compressed (RSV1); fragments go out uncompressed.
-  bool send(codec::Opcode type, std::span<const uint8_t> payload, bool fin = true);
+  bool send(codec::Opcode type, std::span<const uint8_t> payload, bool fin = true) {
+    // Most sends, framed here: a whole text or binary message under 64 KiB from a server (no
+    // mask, §5.1) with no deflate to consider. The rest (fragments, masking, compression, 64-bit
+    // lengths): send_any().
+    const std::size_t n = payload.size();
+    if (config_.role != Role::server || !fin || out_in_message_ || deflate_ || n > 0xFFFF ||
+        state_ != State::open || (type != codec::Opcode::text && type != codec::Opcode::binary))
+      return send_any(type, payload, fin);
+    const std::size_t hs = n < 126 ? 2 : 4;  // §5.2: minimal length encoding
+    uint8_t* p = out_.extend(config_.pools, hs + n);
+    p[0] = static_cast<uint8_t>(0x80 | static_cast<uint8_t>(type));  // FIN, no RSV bit
+    if (hs == 2) {
+      p[1] = static_cast<uint8_t>(n);
+    } else {
+      p[1] = 126;
+      p[2] = static_cast<uint8_t>(n >> 8);
+      p[3] = static_cast<uint8_t>(n);
+    }
+    if (n) std::memcpy(p + hs, payload.data(), n);
+    return true;
+  }
   bool send_text(std::string_view s) { return send(codec::Opcode::text, as_bytes(s)); }
   // Fan-out (pub/sub, broadcast): a server frame is the same bytes for every connection (no
   // mask, §5.1), so it is encoded once with encode_server_frame() and appended to each
@@ -119,7 +140,10 @@ class Connection {
   // write before that buffer is reused, counting as sent; empty when it cannot be done that way
   // (not that payload, something already queued in out(), deflate would compress it, not open):
   // then send() as usual. Once per delivered message.
-  std::span<const uint8_t> frame_in_place(codec::Opcode type, std::span<const uint8_t> payload);
+  std::span<const uint8_t> frame_in_place(codec::Opcode type, std::span<const uint8_t> payload) {
+    if (!config_.pools || config_.pools->loan.owner != this) return {};  // nothing lent to us
+    return frame_lent(type, payload);
+  }
   // The transport wrote only the start of a frame_in_place() frame: queue the rest (copied), in
   // front of nothing (out() was empty), as bytes no priority frame may go ahead of.
   void queue_frame_tail(std::span<const uint8_t> rest) {
@@ -169,6 +193,8 @@ class Connection {
   bool inflated(extensions::InflateStatus st, std::size_t before);  // false if failed
   void deliver_message(codec::Opcode type, std::span<const uint8_t> data);
   bool send_compressed(codec::Opcode type, std::span<const uint8_t> payload);
+  bool send_any(codec::Opcode type, std::span<const uint8_t> payload, bool fin);
+  std::span<const uint8_t> frame_lent(codec::Opcode type, std::span<const uint8_t> payload);
   const DeflateOptions* deflate_options() const;
   void write_frame(codec::Opcode op, bool fin, std::span<const uint8_t> payload, bool rsv1 = false);
   void finish(const CloseInfo& info);

@@ -39,22 +39,10 @@ class OutBuffer {
 
   // Returns space for `n` more bytes at the back (valid until the next call).
   uint8_t* extend(Pools* pools, std::size_t n) {
-    loop::ByteQueue& q = queue(pools);
-    auto& buf = q.buf;
-    if (q.head != 0 && q.head == buf.size()) {
-      buf.clear();
-      q.head = 0;
-      q.boundary = 0;
-    } else if (q.head > 0 && q.head >= buf.size() / 2) {
-      compact(q);
-    }
-    std::size_t old = buf.size();
-    // Small buffers grow to a power of two: a frame a few bytes longer than any before (resume's
-    // decimal sequence numbers gaining a digit) then still fits, instead of costing an
-    // allocation whenever the longest frame so far is exceeded by a byte.
-    if (old + n > buf.capacity() && old + n <= kKeepCapacity) buf.reserve(std::bit_ceil(old + n));
-    buf.resize(old + n);
-    return buf.data() + old;
+    // Most calls: a queue with room and nothing written from it yet (nothing to compact).
+    if (q_ && q_->head == 0)
+      if (uint8_t* p = q_->buf.grow_within(n)) return p;
+    return extend_slow(pools, n);
   }
   void append(Pools* pools, const void* p, std::size_t n) {
     if (n) std::memcpy(extend(pools, n), p, n);
@@ -91,6 +79,24 @@ class OutBuffer {
 
  private:
   static constexpr std::size_t kKeepCapacity = 64 * 1024;
+  [[gnu::noinline]] uint8_t* extend_slow(Pools* pools, std::size_t n) {
+    loop::ByteQueue& q = queue(pools);
+    auto& buf = q.buf;
+    if (q.head != 0 && q.head == buf.size()) {
+      buf.clear();
+      q.head = 0;
+      q.boundary = 0;
+    } else if (q.head > 0 && q.head >= buf.size() / 2) {
+      compact(q);
+    }
+    std::size_t old = buf.size();
+    // Small buffers grow to a power of two: a frame a few bytes longer than any before (resume's
+    // decimal sequence numbers gaining a digit) then still fits, instead of costing an
+    // allocation whenever the longest frame so far is exceeded by a byte.
+    if (old + n > buf.capacity() && old + n <= kKeepCapacity) buf.reserve(std::bit_ceil(old + n));
+    buf.resize(old + n);
+    return buf.data() + old;
+  }
   // The queue, taken from the pools when there is none (a pooled buffer starts at 4 KiB, so the
   // ones going round do not each grow by small steps); without pools, made once and kept.
   loop::ByteQueue& queue(Pools* pools) {

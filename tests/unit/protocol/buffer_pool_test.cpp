@@ -3,6 +3,7 @@
 // stays within its bounds, and a split control frame is gathered correctly without one.
 #include <gtest/gtest.h>
 
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -53,6 +54,33 @@ TEST(BufferPool, KeepsNoMoreThanItsBounds) {
   EXPECT_EQ(small.bytes(), 0u);
 }
 
+TEST(ByteBuffer, GrowsWithoutLosingBytesAndTakesRoomOnlyWithinItsCapacity) {
+  tether::loop::ByteBuffer b;
+  EXPECT_EQ(b.grow_within(1), nullptr);  // no capacity yet
+  b.reserve(8);
+  EXPECT_EQ(b.capacity(), 8u);
+  uint8_t* p = b.grow_within(5);
+  ASSERT_EQ(p, b.data());
+  std::memcpy(p, "hello", 5);
+  EXPECT_EQ(b.grow_within(4), nullptr);  // 5 + 4 > 8: the caller must resize
+  EXPECT_EQ(b.size(), 5u);                // and a refusal takes nothing
+  ASSERT_NE(b.grow_within(3), nullptr);   // exactly full
+  b.resize(1000);                         // reallocates, keeping what was written
+  EXPECT_GE(b.capacity(), 1000u);
+  EXPECT_EQ(std::string(reinterpret_cast<const char*>(b.data()), 5), "hello");
+  tether::loop::ByteBuffer moved(std::move(b));
+  EXPECT_EQ(b.capacity(), 0u);
+  EXPECT_EQ(b.data(), nullptr);
+  EXPECT_EQ(moved.size(), 1000u);
+  moved.resize(10);
+  moved.shrink_to_fit();
+  EXPECT_EQ(moved.capacity(), 10u);
+  EXPECT_EQ(std::string(reinterpret_cast<const char*>(moved.data()), 5), "hello");
+  moved.clear();
+  moved.shrink_to_fit();
+  EXPECT_EQ(moved.capacity(), 0u);
+}
+
 struct PooledServer {
   BufferPools pools;
   ConnectionConfig cfg;
@@ -98,6 +126,41 @@ TEST(BufferPool, AnIdleConnectionHoldsNoSendQueueOrMessageBuffer) {
   EXPECT_EQ(s.pools.out.size(), out_free - 1);
   s.drain();
   EXPECT_EQ(s.pools.out.size(), out_free);
+}
+
+// Many sends queued with nothing written: each is framed at the back of the queue, through
+// every size of the pooled buffer (which starts at 4 KiB and grows), and partial writes in
+// between move the queue's front. The bytes are the frames in order, each with a minimal header.
+TEST(BufferPool, QueuedFramesStayWholeAndInOrderAsTheQueueGrows) {
+  PooledServer s;
+  Bytes expected;
+  std::size_t written = 0;
+  for (std::size_t i = 0; i < 400; ++i) {
+    const std::size_t len = i % 7 == 0 ? 126 + i * 150 : i;  // 7-bit and 16-bit lengths
+    const Bytes payload = repeat_pattern(len, static_cast<uint8_t>(i));
+    const auto type = i % 2 ? Opcode::text : Opcode::binary;
+    if (type == Opcode::text)
+      ASSERT_TRUE(s.conn->send_text(std::string(payload.begin(), payload.end())));
+    else
+      ASSERT_TRUE(s.conn->send(Opcode::binary, payload));
+    Bytes header = {static_cast<uint8_t>(0x80 | static_cast<uint8_t>(type))};
+    if (len < 126) {
+      header.push_back(static_cast<uint8_t>(len));
+    } else {
+      header.insert(header.end(), {126, static_cast<uint8_t>(len >> 8), static_cast<uint8_t>(len)});
+    }
+    expected = cat({expected, header, payload});
+    if (i % 50 == 49) {  // the transport took part of it
+      const std::size_t n = s.conn->out().size() / 3;
+      ASSERT_TRUE(std::equal(s.conn->out().data(), s.conn->out().data() + n,
+                             expected.begin() + static_cast<long>(written)));
+      s.conn->consume_out(n);
+      written += n;
+    }
+  }
+  ASSERT_EQ(s.conn->out().size(), expected.size() - written);
+  EXPECT_TRUE(std::equal(s.conn->out().data(), s.conn->out().data() + s.conn->out().size(),
+                         expected.begin() + static_cast<long>(written)));
 }
 
 TEST(BufferPool, ControlFrameSplitAcrossReadsIsGatheredAndAnswered) {
