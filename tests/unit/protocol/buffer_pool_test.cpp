@@ -63,9 +63,9 @@ TEST(ByteBuffer, GrowsWithoutLosingBytesAndTakesRoomOnlyWithinItsCapacity) {
   ASSERT_EQ(p, b.data());
   std::memcpy(p, "hello", 5);
   EXPECT_EQ(b.grow_within(4), nullptr);  // 5 + 4 > 8: the caller must resize
-  EXPECT_EQ(b.size(), 5u);                // and a refusal takes nothing
-  ASSERT_NE(b.grow_within(3), nullptr);   // exactly full
-  b.resize(1000);                         // reallocates, keeping what was written
+  EXPECT_EQ(b.size(), 5u);               // and a refusal takes nothing
+  ASSERT_NE(b.grow_within(3), nullptr);  // exactly full
+  b.resize(1000);                        // reallocates, keeping what was written
   EXPECT_GE(b.capacity(), 1000u);
   EXPECT_EQ(std::string(reinterpret_cast<const char*>(b.data()), 5), "hello");
   tether::loop::ByteBuffer moved(std::move(b));
