@@ -69,8 +69,9 @@ TEST(ByteBuffer, GrowsWithoutLosingBytesAndTakesRoomOnlyWithinItsCapacity) {
   EXPECT_GE(b.capacity(), 1000u);
   EXPECT_EQ(std::string(reinterpret_cast<const char*>(b.data()), 5), "hello");
   tether::loop::ByteBuffer moved(std::move(b));
-  EXPECT_EQ(b.capacity(), 0u);
-  EXPECT_EQ(b.data(), nullptr);
+  // The moved-from buffer holds nothing.
+  EXPECT_EQ(b.capacity(), 0u);   // NOLINT(bugprone-use-after-move)
+  EXPECT_EQ(b.data(), nullptr);  // NOLINT(bugprone-use-after-move)
   EXPECT_EQ(moved.size(), 1000u);
   moved.resize(10);
   moved.shrink_to_fit();
