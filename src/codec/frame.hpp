@@ -55,21 +55,28 @@ constexpr std::size_t header_size(uint64_t payload_len, bool masked) {
 // Returns bytes written.
 std::size_t encode_header_any(const FrameHeader& h, uint8_t* out);
 
-inline std::size_t encode_header(const FrameHeader& h, uint8_t* out) {
-  // Fast path, inline: unmasked with a 7-bit or 16-bit length (every frame under 64 KiB a
-  // server sends): two or four bytes.
-  if (!h.masked && h.payload_len <= 0xFFFF) {
-    out[0] = static_cast<uint8_t>((h.fin ? 0x80 : 0) | (h.rsv1 ? 0x40 : 0) | (h.rsv2 ? 0x20 : 0) |
-                                  (h.rsv3 ? 0x10 : 0) | (static_cast<uint8_t>(h.opcode) & 0x0F));
-    if (h.payload_len < 126) {
-      out[1] = static_cast<uint8_t>(h.payload_len);
-      return 2;
-    }
-    out[1] = 126;  // §5.2: the 16-bit length, big-endian
-    out[2] = static_cast<uint8_t>(h.payload_len >> 8);
-    out[3] = static_cast<uint8_t>(h.payload_len);
-    return 4;
+// An unmasked header with a 7-bit or 16-bit length (every frame under 64 KiB a server sends):
+// the first byte `b0` (FIN, RSV bits, opcode), then the minimal length (§5.2). Two or four
+// bytes; `len` <= 0xFFFF.
+inline std::size_t encode_short_header(uint8_t b0, std::size_t len, uint8_t* out) {
+  out[0] = b0;
+  if (len < 126) {
+    out[1] = static_cast<uint8_t>(len);
+    return 2;
   }
+  out[1] = 126;  // §5.2: the 16-bit length, big-endian
+  out[2] = static_cast<uint8_t>(len >> 8);
+  out[3] = static_cast<uint8_t>(len);
+  return 4;
+}
+
+inline std::size_t encode_header(const FrameHeader& h, uint8_t* out) {
+  // Fast path, inline: unmasked with a 7-bit or 16-bit length.
+  if (!h.masked && h.payload_len <= 0xFFFF)
+    return encode_short_header(
+        static_cast<uint8_t>((h.fin ? 0x80 : 0) | (h.rsv1 ? 0x40 : 0) | (h.rsv2 ? 0x20 : 0) |
+                             (h.rsv3 ? 0x10 : 0) | (static_cast<uint8_t>(h.opcode) & 0x0F)),
+        static_cast<std::size_t>(h.payload_len), out);
   return encode_header_any(h, out);
 }
 

@@ -104,16 +104,10 @@ class Connection {
     if (config_.role != Role::server || !fin || out_in_message_ || deflate_ || n > 0xFFFF ||
         state_ != State::open || (type != codec::Opcode::text && type != codec::Opcode::binary))
       return send_any(type, payload, fin);
-    const std::size_t hs = n < 126 ? 2 : 4;  // §5.2: minimal length encoding
+    const std::size_t hs = codec::header_size(n, false);
     uint8_t* p = out_.extend(config_.pools, hs + n);
-    p[0] = static_cast<uint8_t>(0x80 | static_cast<uint8_t>(type));  // FIN, no RSV bit
-    if (hs == 2) {
-      p[1] = static_cast<uint8_t>(n);
-    } else {
-      p[1] = 126;
-      p[2] = static_cast<uint8_t>(n >> 8);
-      p[3] = static_cast<uint8_t>(n);
-    }
+    // FIN, no RSV bit
+    codec::encode_short_header(static_cast<uint8_t>(0x80 | static_cast<uint8_t>(type)), n, p);
     if (n) std::memcpy(p + hs, payload.data(), n);
     return true;
   }
