@@ -35,6 +35,8 @@ struct LivenessOptions {
   // SO_SNDBUF in bytes for each connection's socket; 0: the kernel's default and autotuning
   // (leave it so unless kernel memory per connection must be capped; Linux doubles the value).
   int socket_send_buffer = 0;
+  // SO_RCVBUF in bytes, likewise (0: default and autotuning; capped by net.core.rmem_max).
+  int socket_receive_buffer = 0;
 };
 
 // permessage-deflate (RFC 7692). Field names follow the RFC's parameters; what they mean depends

@@ -29,6 +29,7 @@ detail::StreamConfig make_config(const ClientOptions& o) {
   c.tcp_user_timeout = o.tcp_user_timeout;
   c.tcp_keepalive = o.tcp_keepalive;
   c.socket_send_buffer = o.socket_send_buffer;
+  c.socket_receive_buffer = o.socket_receive_buffer;
   return c;
 }
 

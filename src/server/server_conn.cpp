@@ -30,6 +30,7 @@ StreamConfig make_config(const ServerImpl& s, bool busy) {
   c.tcp_user_timeout = o.tcp_user_timeout;
   c.tcp_keepalive = o.tcp_keepalive;
   c.socket_send_buffer = o.socket_send_buffer;
+  c.socket_receive_buffer = o.socket_receive_buffer;
   return c;
 }
 

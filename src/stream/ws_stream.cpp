@@ -17,7 +17,12 @@
 namespace tether::detail {
 
 namespace {
-constexpr uint32_t kReadEvents = EPOLLIN | EPOLLRDHUP;
+// Edge-triggered: epoll reports a socket once per arrival instead of polling every reported
+// socket again on the next wait (level-triggered), which costs the kernel a second poll per
+// message. So read_some() must leave nothing unread without a new report to come: it reads until
+// a short read (which empties the queue; data arriving later reports again) or EAGAIN, and when
+// it stops early for fairness it modifies the registration, which reports the socket again.
+constexpr uint32_t kReadEvents = EPOLLIN | EPOLLRDHUP | EPOLLET;
 
 long long whole_ms(loop::Duration d) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(d).count();
@@ -83,6 +88,8 @@ std::error_code WsStream::attach(int fd, bool connecting) {
   }
   if (config().socket_send_buffer > 0)
     setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &config().socket_send_buffer, sizeof(int));
+  if (config().socket_receive_buffer > 0)
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &config().socket_receive_buffer, sizeof(int));
   if (config().tcp_keepalive) {
     int on = 1;
     setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof on);
@@ -172,9 +179,16 @@ void WsStream::on_io(uint32_t events) {
 }
 
 void WsStream::read_some() {
-  // Level-triggered: a few reads per wake-up, then let other connections run (fairness).
+  // A few reads per wake-up, then let other connections run (fairness).
+  constexpr int kReadsPerWake = 4;
   const std::span<uint8_t> buf = loop().read_buffer();
-  for (int i = 0; i < 4 && fd_ >= 0 && !proto_.should_close_transport(); ++i) {
+  for (int i = 0; fd_ >= 0 && !proto_.should_close_transport(); ++i) {
+    if (i == kReadsPerWake) {
+      // Edge-triggered: no new report comes for bytes already queued, so ask for one (the
+      // modification polls the socket and reports it again if it is still readable).
+      loop().modify(fd_, kReadEvents | (want_write_ ? EPOLLOUT : 0u), this);
+      break;
+    }
     ssize_t n = ::recv(fd_, buf.data(), buf.size(), 0);
     if (n > 0) {
       live_.received(loop().now());  // any inbound byte is life
@@ -188,7 +202,11 @@ void WsStream::read_some() {
       if (static_cast<std::size_t>(n) < buf.size()) break;
       continue;
     }
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) break;
+    if (n < 0 && errno == EINTR) {
+      --i;  // interrupted before reading anything: try again
+      continue;
+    }
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
     if (n == 0)
       proto_.receive_eof(Cause::network_error, proto_.role() == protocol::Role::client
                                                    ? "server closed TCP without a close frame"

@@ -33,6 +33,7 @@ struct StreamConfig {
   loop::Duration tcp_user_timeout{};  // TCP_USER_TIMEOUT; 0: kernel default
   bool tcp_keepalive = false;         // SO_KEEPALIVE
   int socket_send_buffer = 0;         // SO_SNDBUF; 0: kernel default
+  int socket_receive_buffer = 0;      // SO_RCVBUF; 0: kernel default
   // Pings + pongs the peer may send (server: N per second, burst N); past it: fail 1008.
   // Default: unlimited.
   limits::RateLimit control_limit;

@@ -9,7 +9,7 @@
 //   tls::Session tls(ctx, /*server=*/false, "example.com");     // ClientHello now in pending()
 //   tls.write(upgrade_request);                                 // kept until the handshake ends
 //
-// Driving it from a (level-triggered) event loop:
+// Driving it from an event loop (WsStream's is edge-triggered: read until a short read or EAGAIN):
 //   readable: n = recv(fd, buf);  n == 0 is TCP EOF: orderly only if tls.peer_closed()
 //             tls.feed({buf, n});
 //             while (size_t m = tls.read(plain)) protocol.receive({plain.data(), m});

@@ -4,15 +4,19 @@
 
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <linux/sockios.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 #include <zlib.h>
 
 #include <atomic>
+#include <cstdio>
 #include <cstring>
 #include <functional>
+#include <future>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -137,6 +141,82 @@ TEST(Server, EchoesArriveWholeAndInOrderThroughShortWrites) {
     }
   }
   writer.join();
+}
+
+// Connection sockets are edge-triggered (src/stream/ws_stream.cpp): after 4 reads of the loop's
+// 256 KiB buffer a connection lets the others run, and bytes it left queued get no new epoll
+// report unless it asks for one. The loop is held in a callback while ~1.5 MiB of frames pile up
+// in the server's receive queue (the client's send queue empty: all of it delivered), then
+// nothing more is sent: every echo must still come. Fails (no echo past ~768 KiB) when the
+// early stop does not re-arm the registration.
+TEST(Server, ReadsEverythingQueuedWhenAWakeUpStopsReadingEarly) {
+  constexpr std::size_t kFrame = 16 * 1024, kFrames = 96;  // 1.5 MiB: more than 3 reads of 256 KiB
+  long rmem_max = 0;
+  if (FILE* f = std::fopen("/proc/sys/net/core/rmem_max", "r")) {
+    if (std::fscanf(f, "%ld", &rmem_max) != 1) rmem_max = 0;
+    std::fclose(f);
+  }
+  if (rmem_max < (2L << 20))
+    GTEST_SKIP() << "needs net.core.rmem_max >= 2 MiB to queue 1.5 MiB unread (have " << rmem_max
+                 << ")";
+  tether::ServerOptions o;
+  o.port = 0;
+  o.socket_receive_buffer = 4 << 20;
+  tether::Server server(o);
+  std::promise<void> held, release;
+  std::shared_future<void> released = release.get_future().share();
+  bool first = true;
+  server.on_message([&](tether::Connection& c, std::string_view d, MessageType t) {
+    if (first) {  // the loop's thread stops here until the test has queued everything
+      first = false;
+      held.set_value();
+      released.wait_for(20s);
+    }
+    c.send(d, t);
+  });
+  ASSERT_FALSE(server.listen());
+  std::thread loop([&] { server.run(); });
+  RawPeer p(server.port());
+  ASSERT_TRUE(p.upgrade());
+  p.write(frame(0x82, "hold"));
+  bool ok = held.get_future().wait_for(10s) == std::future_status::ready;
+  EXPECT_TRUE(ok) << "the server never delivered the first message";
+  auto payload_of = [](std::size_t i) {
+    std::string b(kFrame, '\0');
+    for (std::size_t k = 0; k < b.size(); ++k) b[k] = static_cast<char>((k * 7 + i * 13) >> 2);
+    return b;
+  };
+  std::string burst;
+  for (std::size_t i = 0; ok && i < kFrames; ++i) burst += frame(0x82, payload_of(i));
+  timeval tv{10, 0};
+  setsockopt(p.fd(), SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+  if (ok)
+    ok = ::send(p.fd(), burst.data(), burst.size(), MSG_NOSIGNAL) ==
+         static_cast<ssize_t>(burst.size());
+  EXPECT_TRUE(ok) << "the server's receive queue did not take the burst";
+  // Bounded: until the kernel has delivered every byte to the server's socket (not a timer).
+  int unsent = -1;
+  for (int i = 0; ok && i < 5000 && unsent != 0; ++i) {
+    ioctl(p.fd(), SIOCOUTQ, &unsent);
+    if (unsent != 0) std::this_thread::sleep_for(1ms);
+  }
+  EXPECT_EQ(unsent, 0) << "the burst never left the client's send queue";
+  release.set_value();
+  uint8_t op = 0;
+  std::string payload;
+  EXPECT_TRUE(ok && p.read_frame(op, payload) && payload == "hold");
+  for (std::size_t i = 0; ok && i < kFrames; ++i) {
+    if (!p.read_frame(op, payload)) {
+      ADD_FAILURE() << "no echo of frame " << i << " of " << kFrames;
+      break;
+    }
+    if (payload != payload_of(i)) {
+      ADD_FAILURE() << "echo " << i << " differs";
+      break;
+    }
+  }
+  server.stop();
+  loop.join();
 }
 
 struct Violation {
