@@ -54,12 +54,13 @@ demo: build
 fuzz: deps
 	scripts/fuzz.sh $(FUZZ_SECONDS)
 
-# Every script-owned section of docs/bench.md and its charts, in one go (~45 min on 2 CPUs):
+# Every script-owned section of docs/bench.md and its charts, in one go (~52 min on 2 CPUs):
 #   0. bench/micro.py: the codec microbenchmarks (GB/s) and allocations per echoed message
 #      (bench/micro_codec, bench/alloc_echo; ~1 min); section `micro`;
 #   1. bench/compare.py (BENCH_FLAGS): tether, Boost.Beast, websocketpp, libwebsockets, Node ws and
 #      a raw TCP echo ceiling, workloads W1-W4, 7 interleaved rounds with tether and raw TCP back to
-#      back in each (~30 min); section `compare` and the charts in $(BENCH_CHARTS)/;
+#      back in each, and 2 more such pairs per round for W1 and W2 (21 ratios for their targets)
+#      (~37 min); section `compare` and the charts in $(BENCH_CHARTS)/;
 #   2. bench/idle.sh (IDLE_FLAGS): 10,000 idle connections with heartbeats at 1 s and 25 s, plus the
 #      same ping rate as 50,000 connections at 1 s from 10,000 at 200 ms, and the raw TCP floor
 #      (bench/peers/raw_heartbeat) for the 1 s and 200 ms runs (~4-5 min); section `idle`;
@@ -69,7 +70,7 @@ fuzz: deps
 #   make bench BENCH_FLAGS="--duration 2 --rounds 1" IDLE_FLAGS="--intervals 1s --rate-equivalent 50000" \
 #     FANOUT_FLAGS="--rounds 1 --duration 5"
 # BENCH_OUT / BENCH_CHARTS write elsewhere (e.g. a copy of the page, for trying the runners out).
-BENCH_FLAGS ?= --rounds 7 --duration 4
+BENCH_FLAGS ?= --rounds 7 --pairs 3 --duration 4
 IDLE_FLAGS ?= --rounds 1 --rate-equivalent 50000 --floor
 FANOUT_FLAGS ?= --rounds 3 --duration 10
 BENCH_OUT ?= docs/bench.md

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """bench/compare.py: tether against other WebSocket servers and a raw TCP echo ceiling.
 
-    bench/compare.py [--rounds 3] [--duration 4] [--warmup 1] [--build build]
+    bench/compare.py [--rounds 3] [--pairs 1] [--duration 4] [--warmup 1] [--build build]
                      [--out docs/bench.md] [--charts docs/bench]
                      [--workloads W1,W2,W3,W4a,W4b,W1mc,XC] [--servers raw,tether,beast,...]
                      [--mc-threads 1,2] [--mc-loadgens 1,2] [--crosscheck]
@@ -69,6 +69,8 @@ EXTRA = {
     "XC": "cross-check of bench/loadgen against `tether bench` on W1 and W2",
 }
 DEFAULT_WORKLOADS = [w[0] for w in WORKLOADS] + list(EXTRA)
+# The workloads with targets relative to the raw TCP ceiling (--pairs adds raw / tether pairs to these)
+TARGET_WORKLOADS = ("W1", "W2")
 
 
 def log(msg):
@@ -162,10 +164,10 @@ def stop(proc):
         pass
 
 
-def run_one(args, name, srv, wl, rnd, workdir):
+def run_one(args, name, srv, wl, rnd, workdir, pair=0):
     wname, conns, size, pipeline, _, _ = W[wl]
     port = free_port()
-    tag = f"{wname}.{name}.{rnd}"
+    tag = f"{wname}.{name}.{rnd}" + (f".p{pair + 1}" if pair else "")
     err_path = os.path.join(workdir, f"{tag}.server.err")
     env = dict(os.environ, **srv.get("env", {}))
     with open(os.path.join(workdir, f"{tag}.server.out"), "w") as out, open(err_path, "w") as err:
@@ -412,6 +414,9 @@ def main():
     ap.add_argument("--crosscheck", action="store_true",
                     help="only the cross-check of loadgen against `tether bench` (same as --workloads XC)")
     ap.add_argument("--servers", default="raw,tether,beast,websocketpp,lws,node")
+    ap.add_argument("--pairs", type=int, default=1,
+                    help="raw TCP / tether pairs per round for the workloads with ratio targets (W1, W2): "
+                         "the extra pairs run right after the round's runs of that workload")
     ap.add_argument("--settle", type=float, default=0.5, help="pause between runs, seconds")
     ap.add_argument("--max-other", type=float, default=0.10,
                     help="rerun a run when other processes used more than this share of the machine")
@@ -423,8 +428,8 @@ def main():
     # SIGTERM unwinds like Ctrl-C, so the running server is stopped by run_one's `finally`.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     args.build = os.path.abspath(args.build)
-    if args.rounds < 1 or args.duration <= 0:
-        sys.exit("compare: --rounds must be >= 1 and --duration > 0")
+    if args.rounds < 1 or args.duration <= 0 or args.pairs < 1:
+        sys.exit("compare: --rounds and --pairs must be >= 1 and --duration > 0")
     requested = ["XC"] if args.crosscheck else args.workloads.split(",")
     for w in requested:
         if w not in W and w not in EXTRA:
@@ -469,11 +474,13 @@ def main():
         with open(args.from_csv) as f:
             for r in csv.DictReader(f):
                 if r.get("error"):
-                    rows.append(dict(round=int(r["round"]), workload=r["workload"], server=r["server"], error=r["error"]))
+                    rows.append(dict(round=int(r["round"]), pair=int(r.get("pair") or 0), workload=r["workload"],
+                                     server=r["server"], error=r["error"]))
                     continue
                 d = {k: (v if k in ("workload", "server", "server_stderr") else float(v))
                      for k, v in r.items() if k != "error" and v != ""}
                 d["round"] = int(d["round"])
+                d["pair"] = int(d.get("pair", 0))
                 d["softirq_us_per_msg"] = d["server_cpu_softirq_s"] * 1e6 / d["messages"]
                 d["server_use"] = d["server_cpu_s"] / d["duration_s"]
                 d["client_use"] = d["client_cpu_s"] / d["duration_s"]
@@ -506,7 +513,10 @@ def main():
     else:
         mc_rows, xc_rows = [], []
     workdir = sh("mktemp -d /tmp/tether-compare.XXXXXX") if not args.from_csv else ""
-    n_runs = args.rounds * (len(workloads) * len(names) + len(mc_configs) + len(xc_jobs))
+    paired = "raw" in names and "tether" in names
+    pair_wls = [w for w in workloads if w in TARGET_WORKLOADS] if paired else []
+    n_runs = args.rounds * (len(workloads) * len(names) + 2 * (args.pairs - 1) * len(pair_wls)
+                            + len(mc_configs) + len(xc_jobs))
     eta = n_runs * (args.duration + args.warmup + args.settle + 0.7)
     log(f"{args.rounds} rounds x ({len(workloads)} workloads x {len(names)} servers + {len(mc_configs)} multi-core "
         f"+ {len(xc_jobs)} cross-check runs) = {n_runs} runs, ~{eta / 60:.0f} min; logs in {workdir}")
@@ -542,7 +552,6 @@ def main():
         # run back to back (one unit, tether first in even rounds): each round's tether / raw ratio
         # then compares two runs seconds apart instead of minutes, and the machine's drift between
         # them (this VM's throughput wanders by 10-20% over minutes) mostly cancels (paired_ratio()).
-        paired = "raw" in names and "tether" in names
         units = []
         for n in names:
             if paired and n in ("raw", "tether"):
@@ -553,13 +562,20 @@ def main():
         k = (rnd - 1) % len(units)
         order = [n for u in units[k:] + units[:k] for n in u]
         for wl in workloads:
-            for name in order:
-                record(lambda: run_one(args, name, all_servers[name], wl, rnd, workdir),
-                       f"round {rnd} {wl} {name}", rows,
+            # The round's runs of this workload (pair 0), then, for the targets' workloads, the
+            # extra raw / tether pairs of --pairs, the pair's order alternating again.
+            runs = [(name, 0) for name in order]
+            if wl in pair_wls:
+                first = [n for n in order if n in ("raw", "tether")]
+                for p in range(1, args.pairs):
+                    runs += [(n, p) for n in (first if p % 2 == 0 else first[::-1])]
+            for name, pair in runs:
+                record(lambda: run_one(args, name, all_servers[name], wl, rnd, workdir, pair),
+                       f"round {rnd}{f' pair {pair + 1}' if pair else ''} {wl} {name}", rows,
                        lambda r: (f"{r['msgs_per_sec']:,.0f} msgs/s, {r['mb_per_sec']:,.1f} MB/s, p50 "
                                   f"{r['p50_us']:.0f} p99 {r['p99_us']:.0f} us, {r['cpu_us_per_msg']:.2f} us/msg, "
                                   + shares(r)),
-                       round=rnd, workload=wl, server=name)
+                       round=rnd, pair=pair, workload=wl, server=name)
         if mc_configs:
             k = (rnd - 1) % len(mc_configs)
             for name, threads, nlg in mc_configs[k:] + mc_configs[:k]:
@@ -595,15 +611,18 @@ def main():
             M[wl, n]["failed"] = [r["error"] for r in rows if r["workload"] == wl and r["server"] == n and "error" in r]
 
     def paired_ratio(wl, key):
-        """tether / raw TCP per round (the two ran back to back), median over the rounds where both
-        ran undisturbed: the machine's drift between rounds cancels out of each ratio."""
+        """tether / raw TCP per pair (the two ran back to back), median over the pairs where both
+        ran undisturbed: the machine's drift between pairs cancels out of each ratio."""
         rs = []
         for rnd in range(1, args.rounds + 1):
-            t = [r for r in ok if r["workload"] == wl and r["server"] == "tether" and r["round"] == rnd]
-            w = [r for r in ok if r["workload"] == wl and r["server"] == "raw" and r["round"] == rnd]
-            if t and w and t[0]["other_load"] <= args.max_other and w[0]["other_load"] <= args.max_other \
-                    and w[0][key]:
-                rs.append(t[0][key] / w[0][key])
+            for pair in sorted({r.get("pair", 0) for r in ok if r["round"] == rnd}):
+                t = [r for r in ok if r["workload"] == wl and r["server"] == "tether" and r["round"] == rnd
+                     and r.get("pair", 0) == pair]
+                w = [r for r in ok if r["workload"] == wl and r["server"] == "raw" and r["round"] == rnd
+                     and r.get("pair", 0) == pair]
+                if t and w and t[0]["other_load"] <= args.max_other and w[0]["other_load"] <= args.max_other \
+                        and w[0][key]:
+                    rs.append(t[0][key] / w[0][key])
         return (statistics.median(rs) if rs else float("nan")), rs
 
     def ratio(wl, n, key):
@@ -655,7 +674,7 @@ def main():
                 each_s = ", ".join(f"{x:.2f}" for x in each) or "none"
                 targets.append(f"| {wl} | {what} raw TCP | {fmt(p, '{:.2f}')}× ({each_s}) | {fmt(r, '{:.2f}')}× "
                                f"| {verdict(p >= limit if at_least else p <= limit)} |")
-    target_table = ("| workload | target | tether / raw TCP: median of the rounds' paired ratios (each round) "
+    target_table = ("| workload | target | tether / raw TCP: median of the pairs' ratios (each pair) "
                     "| ratio of the medians | judged on the paired median |\n| --- | --- | ---: | ---: | --- |\n"
                     + "\n".join(targets)) if targets else ""
 
@@ -759,7 +778,7 @@ def main():
     # raw data next to the charts
     if args.charts:
         os.makedirs(args.charts, exist_ok=True)
-        keys = ["round", "workload", "server", "msgs_per_sec", "mb_per_sec", "messages", "duration_s", "p50_us",
+        keys = ["round", "pair", "workload", "server", "msgs_per_sec", "mb_per_sec", "messages", "duration_s", "p50_us",
                 "p99_us", "p999_us", "server_cpu_s", "run_cpu_s", "cpu_us_per_msg", "server_cpu_softirq_s",
                 "client_cpu_s", "machine_busy_s", "other_load", "attempts", "server_stderr", "error"]
         with open(os.path.join(args.charts, "compare-runs.csv"), "w", newline="") as f:
@@ -814,6 +833,8 @@ def main():
         f"--pipeline {W[wl][3]} --duration {args.duration:g} --warmup {args.warmup:g} --server-pid PID "
         f"--server-cpu {SERVER_CPU}    # {wl}; add --raw against raw_echo" for wl in workloads)
     flags = f"--rounds {args.rounds} --duration {args.duration:g} --warmup {args.warmup:g}"
+    if args.pairs != 1:
+        flags += f" --pairs {args.pairs}"
     if args.build != os.path.join(REPO, "build"):
         flags += f" --build {rel_build}"
     if args.retries != 2:
@@ -937,10 +958,14 @@ message can push a server harder when the client is the limit.
 {xc_cmds}
 ```
 """
-    targets_par = (f"\n**Against the issue's targets**: each round's tether run over the raw TCP run next to it "
-                   "(the two run back to back), median over the rounds; the ratio of the two medians beside it. "
+    pairs_note = (f" {args.pairs} such pairs per round for {' and '.join(TARGET_WORKLOADS)} (`--pairs {args.pairs}`, "
+                  f"order alternating), so {args.rounds * args.pairs} ratios each: even two runs seconds apart differ "
+                  "by up to ~15% here, so a median of few ratios moves by several percent between runs of the same code."
+                  if args.pairs > 1 else "")
+    targets_par = (f"\n**Against the issue's targets**: each tether run over the raw TCP run next to it "
+                   "(the two run back to back), median over the pairs; the ratio of the two medians beside it. "
                    "Pairing matters on this VM: both servers' throughput wanders by 10-20% over minutes, "
-                   f"much more than between two runs seconds apart.\n\n{target_table}\n"
+                   f"much more than between two runs seconds apart.{pairs_note}\n\n{target_table}\n"
                    if target_table else "")
     section = f"""## Peer comparison: tether against five servers and raw TCP
 
@@ -994,7 +1019,7 @@ measured here.{skipped_note}
 - **Fresh server per run, interleaved, rotated.** Each round runs every workload against every
   server, each on a freshly started process, {args.settle:g} s apart; the server order rotates by one
   every round, with tether and the raw TCP echo kept next to each other (their order alternates
-  by round), so each round gives a paired tether / raw TCP ratio. Connections are opened (and upgraded) first, then {args.warmup:g} s of load, then {args.duration:g} s
+  by round), so each round gives a paired tether / raw TCP ratio{f"; for {' and '.join(TARGET_WORKLOADS)}, {args.pairs - 1} more pair(s) follow the round's runs" if args.pairs > 1 else ""}. Connections are opened (and upgraded) first, then {args.warmup:g} s of load, then {args.duration:g} s
   measured.
 - **Same settings everywhere.** Plain `ws://` over loopback, no permessage-deflate, TCP_NODELAY,
   one thread, 16 MiB message limit where there is one. tether runs as `tether serve --mode echo`
