@@ -503,6 +503,7 @@ def main():
             return out
         mc_rows, xc_rows = extra_rows("compare-mc-runs.csv", "W1mc"), extra_rows("compare-xc-runs.csv")
         args.rounds = max(r["round"] for r in rows + mc_rows + xc_rows)
+        args.pairs = 1 + max((r.get("pair", 0) for r in rows), default=0)
         workloads = [w for w in W if any(r["workload"] == w for r in rows)]
         names = [n for n in names if any(r["server"] == n for r in rows + mc_rows)]
         mc_names = [n for n in ("raw", "tether") if n in names and any(r["server"] == n for r in mc_rows)]
@@ -959,8 +960,9 @@ message can push a server harder when the client is the limit.
 ```
 """
     pairs_note = (f" {args.pairs} such pairs per round for {' and '.join(TARGET_WORKLOADS)} (`--pairs {args.pairs}`, "
-                  f"order alternating), so {args.rounds * args.pairs} ratios each: even two runs seconds apart differ "
-                  "by up to ~15% here, so a median of few ratios moves by several percent between runs of the same code."
+                  f"order alternating), so {args.rounds * args.pairs} ratios each: single pairs scatter widely here (each "
+                  "target lists its ratios), and a median of few of them moves by several percent between runs of "
+                  "the same code."
                   if args.pairs > 1 else "")
     targets_par = (f"\n**Against the issue's targets**: each tether run over the raw TCP run next to it "
                    "(the two run back to back), median over the pairs; the ratio of the two medians beside it. "
