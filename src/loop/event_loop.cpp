@@ -232,6 +232,16 @@ void EventLoop::run_once(int max_wait_ms) {
   // RTT) with now(), so it must be read again here, not left at the pre-wait value.
   update_time();
   for (int i = 0; i < n; ++i) {
+    // The next handler's first lines are fetched while this one runs (its system calls take
+    // microseconds): with hundreds of ready connections, each one's state has left the caches
+    // by the time its turn comes.
+    if (i + 1 < n) {
+      const Impl::Registration* next =
+          im.find(static_cast<int>(static_cast<uint32_t>(im.events[i + 1].data.u64)));
+      if (next != nullptr)
+        for (int line = 0; line < 4; ++line)
+          __builtin_prefetch(reinterpret_cast<const char*>(next->handler()) + 64 * line);
+    }
     const uint64_t data = im.events[i].data.u64;
     const int fd = static_cast<int>(static_cast<uint32_t>(data));
     const auto gen = static_cast<uint32_t>(data >> 32);
