@@ -614,16 +614,12 @@ def main():
     def paired_ratio(wl, key):
         """tether / raw TCP per pair (the two ran back to back), median over the pairs where both
         ran undisturbed: the machine's drift between pairs cancels out of each ratio."""
+        runs = {(r["round"], r.get("pair", 0), r["server"]): r for r in ok if r["workload"] == wl}
         rs = []
-        for rnd in range(1, args.rounds + 1):
-            for pair in sorted({r.get("pair", 0) for r in ok if r["round"] == rnd}):
-                t = [r for r in ok if r["workload"] == wl and r["server"] == "tether" and r["round"] == rnd
-                     and r.get("pair", 0) == pair]
-                w = [r for r in ok if r["workload"] == wl and r["server"] == "raw" and r["round"] == rnd
-                     and r.get("pair", 0) == pair]
-                if t and w and t[0]["other_load"] <= args.max_other and w[0]["other_load"] <= args.max_other \
-                        and w[0][key]:
-                    rs.append(t[0][key] / w[0][key])
+        for rnd, pair, _ in sorted(k for k in runs if k[2] == "tether"):
+            t, w = runs[rnd, pair, "tether"], runs.get((rnd, pair, "raw"))
+            if w and t["other_load"] <= args.max_other and w["other_load"] <= args.max_other and w[key]:
+                rs.append(t[key] / w[key])
         return (statistics.median(rs) if rs else float("nan")), rs
 
     def ratio(wl, n, key):

@@ -23,6 +23,8 @@ namespace {
 // a short read (which empties the queue; data arriving later reports again) or EAGAIN, and when
 // it stops early for fairness it modifies the registration, which reports the socket again.
 constexpr uint32_t kReadEvents = EPOLLIN | EPOLLRDHUP | EPOLLET;
+// The registration's events: always reading, and writable too while want_write.
+constexpr uint32_t interest(bool want_write) { return kReadEvents | (want_write ? EPOLLOUT : 0u); }
 
 long long whole_ms(loop::Duration d) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(d).count();
@@ -95,7 +97,7 @@ std::error_code WsStream::attach(int fd, bool connecting) {
     setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof on);
   }
   want_write_ = connecting;
-  if (auto ec = loop().add(fd, kReadEvents | (connecting ? EPOLLOUT : 0u), this)) {
+  if (auto ec = loop().add(fd, interest(want_write_), this)) {
     fd_ = -1;
     loop::close_fd(fd);
     return ec;
@@ -182,15 +184,17 @@ void WsStream::read_some() {
   // A few reads per wake-up, then let other connections run (fairness).
   constexpr int kReadsPerWake = 4;
   const std::span<uint8_t> buf = loop().read_buffer();
-  for (int i = 0; fd_ >= 0 && !proto_.should_close_transport(); ++i) {
-    if (i == kReadsPerWake) {
+  int reads = 0;
+  while (fd_ >= 0 && !proto_.should_close_transport()) {
+    if (reads == kReadsPerWake) {
       // Edge-triggered: no new report comes for bytes already queued, so ask for one (the
       // modification polls the socket and reports it again if it is still readable).
-      loop().modify(fd_, kReadEvents | (want_write_ ? EPOLLOUT : 0u), this);
+      loop().modify(fd_, interest(want_write_), this);
       break;
     }
     ssize_t n = ::recv(fd_, buf.data(), buf.size(), 0);
     if (n > 0) {
+      ++reads;
       live_.received(loop().now());  // any inbound byte is life
       traffic_.add(TrafficCounters::bytes_received, static_cast<uint64_t>(n));
       config().counters->bytes_received.add(static_cast<uint64_t>(n));
@@ -202,10 +206,7 @@ void WsStream::read_some() {
       if (static_cast<std::size_t>(n) < buf.size()) break;
       continue;
     }
-    if (n < 0 && errno == EINTR) {
-      --i;  // interrupted before reading anything: try again
-      continue;
-    }
+    if (n < 0 && errno == EINTR) continue;  // interrupted before reading anything
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
     if (n == 0)
       proto_.receive_eof(Cause::network_error, proto_.role() == protocol::Role::client
@@ -289,7 +290,7 @@ void WsStream::set_blocked(bool blocked) {
   proto_.set_transport_blocked(blocked);
   if (blocked != want_write_) {
     want_write_ = blocked;
-    loop().modify(fd_, kReadEvents | (blocked ? EPOLLOUT : 0u), this);
+    loop().modify(fd_, interest(want_write_), this);
   }
 }
 
